@@ -1,0 +1,23 @@
+"""jaxconv: the convolution chapter of *Dive into Deep Learning*, in JAX, two ways.
+
+``import jaxconv as jc``; every op takes ``impl="xla"`` (XLA's fused op) or ``impl="manual"``
+(the book's definition, vmapped by hand).
+"""
+
+from jaxconv.conv import conv2d as conv2d
+from jaxconv.corr import convolve2d as convolve2d
+from jaxconv.corr import corr2d as corr2d
+from jaxconv.corr import corr2d_multi_in as corr2d_multi_in
+from jaxconv.corr import corr2d_multi_in_out as corr2d_multi_in_out
+from jaxconv.corr import corr2d_multi_in_out_1x1 as corr2d_multi_in_out_1x1
+from jaxconv.pool import avg_pool2d as avg_pool2d
+from jaxconv.pool import max_pool2d as max_pool2d
+from jaxconv.pool import pool2d as pool2d
+from jaxconv.shapes import ReceptiveField as ReceptiveField
+from jaxconv.shapes import conv_output_shape as conv_output_shape
+from jaxconv.shapes import pool_output_shape as pool_output_shape
+from jaxconv.shapes import receptive_field as receptive_field
+
+IMPLS = ("xla", "manual")
+
+__version__ = "0.1.0"

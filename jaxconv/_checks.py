@@ -1,0 +1,79 @@
+"""Argument checks shared by every jaxconv op.
+
+Each helper raises ``ValueError`` for a bad value or shape and ``TypeError`` for a wrong kind of
+object, with a message naming the calling function and the argument, so a user sees
+``conv2d: stride must be >= 1, got (0, 1)`` rather than an XLA shape error three frames deep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Pair = tuple[int, int]
+PadPairs = tuple[Pair, Pair]
+
+IMPLS = ("xla", "manual")
+LAYOUTS = ("NCHW", "NHWC")
+
+
+def _is_int(value: object) -> bool:
+    # bool is an int subclass but never a sensible size.
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def check_array(fn: str, name: str, value: object, ndims: Sequence[int]) -> jax.Array:
+    """Checks that ``value`` is a floating-point array with one of ``ndims`` dimensions.
+
+    Returns it as a ``jax.Array`` (NumPy arrays are accepted, lists are not: like ``jnp``'s own
+    reductions we refuse to guess a dtype from Python numbers).
+    """
+    if not isinstance(value, jax.Array | np.ndarray):
+        raise TypeError(f"{fn}: {name} must be a jax or numpy array, got {type(value).__name__}")
+    if value.ndim not in ndims:
+        want = " or ".join(str(n) for n in ndims)
+        raise ValueError(f"{fn}: {name} must have {want} dimensions, got shape {tuple(value.shape)}")
+    if not jnp.issubdtype(value.dtype, jnp.floating):
+        raise TypeError(
+            f"{fn}: {name} must have a floating-point dtype, got {value.dtype} "
+            f"(cast with .astype(jnp.float32))"
+        )
+    return jnp.asarray(value)
+
+
+def check_same_dtype(fn: str, **arrays: jax.Array | None) -> None:
+    """Refuses mixed dtypes instead of promoting them silently."""
+    present = {name: a.dtype for name, a in arrays.items() if a is not None}
+    if len(set(present.values())) > 1:
+        listed = ", ".join(f"{name}: {dtype}" for name, dtype in present.items())
+        raise TypeError(f"{fn}: arrays must share one dtype, got {listed}")
+
+
+def check_choice(fn: str, name: str, value: object, choices: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{fn}: {name} must be one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+def check_int(fn: str, name: str, value: object, minimum: int) -> int:
+    if not _is_int(value):
+        raise TypeError(f"{fn}: {name} must be an int, got {value!r}")
+    if value < minimum:  # type: ignore[operator]
+        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value}")
+    return int(value)  # type: ignore[arg-type]
+
+
+def to_pair(fn: str, name: str, value: object, minimum: int) -> Pair:
+    """Canonicalises an int or a pair of ints (each ``>= minimum``) to a pair."""
+    if _is_int(value):
+        pair = (int(value), int(value))  # type: ignore[call-overload]
+    elif isinstance(value, tuple | list) and len(value) == 2 and all(_is_int(v) for v in value):
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise TypeError(f"{fn}: {name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}")
+    return pair

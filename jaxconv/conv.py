@@ -1,0 +1,109 @@
+"""``conv2d``: the convolution layer's maths with PyTorch- and Flax-grade options (section 6.3)."""
+
+from __future__ import annotations
+
+import jax
+
+from jaxconv._checks import (
+    IMPLS,
+    LAYOUTS,
+    Pair,
+    check_array,
+    check_choice,
+    check_int,
+    check_same_dtype,
+    to_pair,
+)
+from jaxconv.corr import CORES
+from jaxconv.layout import channel_axis, spatial_of, weight_dims
+from jaxconv.shapes import Padding, effective_kernel, output_size, resolve_padding
+
+
+def conv2d(
+    x: jax.Array,
+    weight: jax.Array,
+    bias: jax.Array | None = None,
+    *,
+    stride: int | Pair = 1,
+    padding: Padding = 0,
+    dilation: int | Pair = 1,
+    groups: int = 1,
+    layout: str = "NCHW",
+    impl: str = "xla",
+) -> jax.Array:
+    """2-D cross-correlation of a batch, what deep-learning libraries call a convolution.
+
+    Args:
+      x: ``(N, C, H, W)`` or unbatched ``(C, H, W)``; with ``layout="NHWC"``, ``(N, H, W, C)`` or
+        ``(H, W, C)``.
+      weight: ``(O, C/groups, kh, kw)``; with ``layout="NHWC"``, ``(kh, kw, C/groups, O)``.
+      bias: ``(O,)`` or None. All arrays share one floating-point dtype.
+      stride: int or pair, >= 1.
+      padding: an int or pair of rows/columns added on *each* side (the book, PyTorch);
+        ``((top, bottom), (left, right))``; ``"valid"``; or ``"same"``, output ``ceil(in/stride)``,
+        where an odd total padding puts the extra row/column at the bottom/right.
+      dilation: int or pair, >= 1: spacing between kernel taps.
+      groups: split channels into this many independent groups; ``C`` and ``O`` divisible by it.
+      layout: ``"NCHW"`` (default, the book's) or ``"NHWC"``.
+      impl: ``"xla"`` (``lax.conv_general_dilated``) or ``"manual"`` (the vmapped definition).
+
+    Returns:
+      ``(N, O, OH, OW)`` (or the layout's equivalent, unbatched if ``x`` was), with
+      ``(OH, OW) = conv_output_shape((H, W), (kh, kw), padding=..., stride=..., dilation=...)``.
+
+    Raises:
+      TypeError: non-array, non-float or mixed-dtype arrays; non-int options.
+      ValueError: wrong dimensions, channel/group mismatch, bias shape, stride or dilation < 1,
+        negative padding, unknown padding string, layout or impl, kernel larger than the input.
+
+    Examples:
+      >>> x = jnp.ones((1, 2, 8, 8))
+      >>> conv2d(x, jnp.ones((3, 2, 3, 3)), padding=1, stride=2).shape
+      (1, 3, 4, 4)
+      >>> conv2d(x, jnp.ones((3, 2, 3, 3)), padding="same", impl="manual")[0, 0, 0, :3]
+      Array([ 8., 12., 12.], dtype=float32)
+    """
+    fn = "conv2d"
+    layout = check_choice(fn, "layout", layout, LAYOUTS)
+    impl = check_choice(fn, "impl", impl, IMPLS)
+    x = check_array(fn, "x", x, (3, 4))
+    weight = check_array(fn, "weight", weight, (4,))
+    if bias is not None:
+        bias = check_array(fn, "bias", bias, (1,))
+    check_same_dtype(fn, x=x, weight=weight, bias=bias)
+    groups = check_int(fn, "groups", groups, minimum=1)
+    stride_hw = to_pair(fn, "stride", stride, minimum=1)
+    dilation_hw = to_pair(fn, "dilation", dilation, minimum=1)
+
+    batched = x.ndim == 4
+    xb = x if batched else x[None]
+    shapes = f"(x: {tuple(x.shape)}, weight: {tuple(weight.shape)}, layout {layout})"
+    c = xb.shape[channel_axis(layout)]
+    o, c_per_group, kernel_hw = weight_dims(weight.shape, layout)
+    if c % groups or o % groups:
+        raise ValueError(
+            f"{fn}: input channels {c} and output channels {o} must be divisible by groups={groups} {shapes}"
+        )
+    if c_per_group != c // groups:
+        raise ValueError(
+            f"{fn}: weight has {c_per_group} input channels per group but x has {c} channels "
+            f"in {groups} group(s), i.e. {c // groups} per group {shapes}"
+        )
+    if bias is not None and bias.shape != (o,):
+        raise ValueError(f"{fn}: bias must have shape ({o},), got {tuple(bias.shape)} {shapes}")
+
+    input_hw = spatial_of(xb.shape, layout)
+    kernel_eff = effective_kernel(kernel_hw, dilation_hw)
+    pads = resolve_padding(fn, padding, input_hw, kernel_eff, stride_hw)
+    output_size(fn, input_hw, kernel_eff, pads, stride_hw)
+    y = CORES[impl](
+        xb,
+        weight,
+        bias,
+        stride=stride_hw,
+        pads=pads,
+        dilation=dilation_hw,
+        groups=groups,
+        layout=layout,
+    )
+    return y if batched else y[0]

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Sets up jaxconv in ./.venv on a Debian/Ubuntu machine that has only Python.
+#   bash scripts/setup.sh         the library, its CLI and the Fashion-MNIST data
+#   bash scripts/setup.sh --dev   the same plus the test and lint tools
+# Safe to run again: it reuses what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+[ "${1:-}" = "--dev" ] && extras="[dev]"
+
+sudo_cmd=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then sudo_cmd="sudo"; fi
+apt_updated=""
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || return 1
+  if [ -z "$apt_updated" ]; then $sudo_cmd apt-get update -qq && apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "$@" >/dev/null
+}
+
+if [ ! -x .venv/bin/python ]; then
+  # Debian's python3 ships venv/ensurepip in a separate package.
+  if ! python3 -m venv .venv 2>/dev/null; then
+    rm -rf .venv
+    py=$(python3 -c 'import sys; print(f"python{sys.version_info[0]}.{sys.version_info[1]}")')
+    apt_install python3-venv "$py-venv" || apt_install python3-venv
+    python3 -m venv .venv
+  fi
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras"
+
+# Fashion-MNIST: Debian/Ubuntu package where available; otherwise jaxconv downloads it on first use.
+if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  apt_install dataset-fashion-mnist \
+    || echo "setup: dataset-fashion-mnist not installed; 'jaxconv train' will download the data or take --data-dir"
+fi
+echo "setup: ready (.venv/bin/jaxconv)"

@@ -1,0 +1,113 @@
+"""Independent float64 NumPy loop references for the jaxconv tests (JAX keeps lax_reference.py).
+
+Written straight from the definitions with explicit Python loops, sharing no code with jaxconv:
+padding forms are resolved here again, so a bug in jaxconv's own resolution cannot hide.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# Per-dtype tolerance, relative to the largest magnitude of the expected array (JAX's
+# public_test_util keeps its tolerances in one table too).
+TOLERANCE = {
+    "float64": 1e-12,
+    "float32": 1e-5,
+    "float16": 2e-3,
+    "bfloat16": 2e-2,
+}
+GRAD_TOLERANCE = {"float64": 1e-6, "float32": 2e-3}
+
+
+def assert_close(actual, expected, dtype: str = "float32", tol: float | None = None) -> None:
+    """Max abs error <= tol * max(1, max |expected|): a relative error that ignores near-zeros."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
+    tol = TOLERANCE[dtype] if tol is None else tol
+    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    err = float(np.max(np.abs(actual - expected), initial=0.0))
+    assert err <= tol * scale, f"max abs error {err:.3g} > {tol:g} * {scale:.3g}"
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def explicit_pads(padding, in_hw, k_eff, stride):
+    """((top, bottom), (left, right)) for every padding form jaxconv accepts."""
+    if isinstance(padding, str):
+        if padding.lower() == "valid":
+            return ((0, 0), (0, 0))
+        pads = []
+        for n, k, s in zip(in_hw, k_eff, stride, strict=True):
+            out = math.ceil(n / s)
+            total = max((out - 1) * s + k - n, 0)
+            pads.append((total // 2, total - total // 2))
+        return tuple(pads)
+    if isinstance(padding, int):
+        return ((padding, padding), (padding, padding))
+    if isinstance(padding[0], int):
+        return ((padding[0], padding[0]), (padding[1], padding[1]))
+    return tuple(tuple(p) for p in padding)
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """NCHW, weight OIHW, loops over every output element and every kernel tap, in float64."""
+    x = np.asarray(x, np.float64)
+    w = np.asarray(w, np.float64)
+    sh, sw = _pair(stride)
+    dh, dw = _pair(dilation)
+    n, c, h, wd = x.shape
+    o, cpg, kh, kw = w.shape
+    k_eff = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
+    (pt, pb), (pl, pr) = explicit_pads(padding, (h, wd), k_eff, (sh, sw))
+    xp = np.zeros((n, c, h + pt + pb, wd + pl + pr))
+    xp[:, :, pt : pt + h, pl : pl + wd] = x
+    oh = (h + pt + pb - k_eff[0]) // sh + 1
+    ow = (wd + pl + pr - k_eff[1]) // sw + 1
+    opg = o // groups
+    y = np.zeros((n, o, oh, ow))
+    for bi in range(n):
+        for oc in range(o):
+            g = oc // opg
+            for i in range(oh):
+                for j in range(ow):
+                    acc = 0.0
+                    for ci in range(cpg):
+                        for u in range(kh):
+                            for v in range(kw):
+                                acc += (
+                                    xp[bi, g * cpg + ci, i * sh + u * dh, j * sw + v * dw] * w[oc, ci, u, v]
+                                )
+                    y[bi, oc, i, j] = acc + (0.0 if b is None else float(b[oc]))
+    return y
+
+
+def pool2d(x, mode, window, stride=None, padding=0, count_include_pad=True):
+    """NCHW max/avg pooling by loops in float64; max ignores pads, avg counts them if asked."""
+    x = np.asarray(x, np.float64)
+    kh, kw = _pair(window)
+    sh, sw = (kh, kw) if stride is None else _pair(stride)
+    n, c, h, wd = x.shape
+    (pt, pb), (pl, pr) = explicit_pads(padding, (h, wd), (kh, kw), (sh, sw))
+    oh = (h + pt + pb - kh) // sh + 1
+    ow = (wd + pl + pr - kw) // sw + 1
+    y = np.zeros((n, c, oh, ow))
+    for bi in range(n):
+        for ci in range(c):
+            for i in range(oh):
+                for j in range(ow):
+                    vals = []
+                    for u in range(kh):
+                        for v in range(kw):
+                            r, q = i * sh + u - pt, j * sw + v - pl
+                            if 0 <= r < h and 0 <= q < wd:
+                                vals.append(x[bi, ci, r, q])
+                    if mode == "max":
+                        y[bi, ci, i, j] = max(vals)
+                    else:
+                        y[bi, ci, i, j] = sum(vals) / (kh * kw if count_include_pad else len(vals))
+    return y

@@ -4,6 +4,7 @@
 (the book's definition, vmapped by hand).
 """
 
+from jaxconv._checks import IMPLS as IMPLS
 from jaxconv.conv import conv2d as conv2d
 from jaxconv.corr import convolve2d as convolve2d
 from jaxconv.corr import corr2d as corr2d
@@ -17,7 +18,5 @@ from jaxconv.shapes import ReceptiveField as ReceptiveField
 from jaxconv.shapes import conv_output_shape as conv_output_shape
 from jaxconv.shapes import pool_output_shape as pool_output_shape
 from jaxconv.shapes import receptive_field as receptive_field
-
-IMPLS = ("xla", "manual")
 
 __version__ = "0.1.0"

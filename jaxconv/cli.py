@@ -1,25 +1,96 @@
-"""The ``jaxconv`` command line (also ``python -m jaxconv``)."""
+"""The ``jaxconv`` command line (also ``python -m jaxconv``).
+
+jaxconv train      train LeNet on Fashion-MNIST (defaults: the book's recipe)
+jaxconv summary    LeNet's layer-by-layer output shapes and parameter counts
+jaxconv demo       the chapter's worked examples through both implementations
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from jaxconv._checks import IMPLS, LAYOUTS
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from jaxconv.nn.lenet import VARIANTS
+    from jaxconv.train import OPTIMIZERS, SCHEDULES, TrainConfig
+
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train LeNet on Fashion-MNIST (default: the book's recipe)")
+    p.add_argument("--variant", choices=VARIANTS, default=d.variant)
+    p.add_argument("--impl", choices=IMPLS, default=d.impl, help="convolution implementation")
+    p.add_argument("--layout", choices=LAYOUTS, default=d.layout)
+    p.add_argument("--batch-norm", action="store_true", help="batch norm (modern variant only)")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay")
+    p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule, help="learning-rate schedule")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--limit-train", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--limit-test", type=int, default=None, help="use only the first N test images")
+    p.add_argument("--data-dir", default=None, help="folder holding the four Fashion-MNIST .gz files")
+    p.add_argument("--out", default=None, help="output folder (default runs/lenet-VARIANT)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.msgpack")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jaxconv", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="jaxconv", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    from jaxconv.nn.lenet import VARIANTS
+
+    s = sub.add_parser("summary", help="LeNet's layer-by-layer shapes and parameter counts")
+    s.add_argument("--variant", choices=VARIANTS, default="classic")
+    s.add_argument("--batch-norm", action="store_true")
     sub.add_parser("demo", help="print the chapter's worked examples through both implementations")
     return parser
 
 
+def _train(args: argparse.Namespace) -> int:
+    from jaxconv.data import DataNotFoundError
+    from jaxconv.train import DivergenceError, TrainConfig, train_and_evaluate
+
+    options = vars(args).copy()
+    del options["command"]
+    options["progress"] = not options.pop("no_progress")
+    options["out"] = options["out"] or f"runs/lenet-{args.variant}"
+    try:
+        config = TrainConfig(**options)
+        history = train_and_evaluate(config)
+    except (DataNotFoundError, DivergenceError, FileNotFoundError, ValueError) as e:
+        print(f"jaxconv train: {e}", file=sys.stderr)
+        return 1
+    if history:
+        last = history[-1]
+        print(
+            f"done: epoch {last['epoch']}, train loss {last['train_loss']:.3f}, "
+            f"train acc {last['train_acc']:.3f}, "
+            f"test acc {last['test_acc']:.3f}, {last['images_per_second']:,.0f} img/s"
+        )
+    print(f"wrote {config.out}/curves.png, {config.out}/history.json, {config.out}/checkpoint.msgpack")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "demo":
-        from jaxconv import demo
+    if args.command == "train":
+        return _train(args)
+    if args.command == "summary":
+        from jaxconv.nn import LeNet, format_summary, summary
 
-        return demo.main()
-    raise AssertionError(args.command)  # argparse already refused unknown commands
+        print(format_summary(summary(LeNet(args.variant, batch_norm=args.batch_norm))))
+        return 0
+    from jaxconv import demo
+
+    return demo.main()
 
 
 if __name__ == "__main__":

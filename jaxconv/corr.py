@@ -138,8 +138,8 @@ CORES = {"xla": conv2d_xla, "manual": conv2d_manual}
 # ---- the book's functions ---------------------------------------------------------------------
 
 
-def _book_conv(fn: str, x: jax.Array, k: jax.Array, impl: str) -> jax.Array:
-    """Valid, stride-1 correlation of ``x (C, H, W)`` with ``k (O, C, kh, kw)`` -> ``(O, OH, OW)``."""
+def _check_book_args(fn: str, x: jax.Array, k: jax.Array, impl: str) -> None:
+    """Checks ``x (C, H, W)`` against ``k (O, C, kh, kw)`` for a valid, stride-1 correlation."""
     check_choice(fn, "impl", impl, IMPLS)
     check_same_dtype(fn, X=x, K=k)
     if x.shape[0] != k.shape[1]:
@@ -148,6 +148,11 @@ def _book_conv(fn: str, x: jax.Array, k: jax.Array, impl: str) -> jax.Array:
             f"(X: {tuple(x.shape)}, K: {tuple(k.shape)})"
         )
     output_size(fn, x.shape[1:], k.shape[2:], ((0, 0), (0, 0)), (1, 1))
+
+
+def _book_conv(fn: str, x: jax.Array, k: jax.Array, impl: str) -> jax.Array:
+    """Valid, stride-1 correlation of ``x (C, H, W)`` with ``k (O, C, kh, kw)`` -> ``(O, OH, OW)``."""
+    _check_book_args(fn, x, k, impl)
     core = CORES[impl]
     y = core(x[None], k, None, stride=(1, 1), pads=((0, 0), (0, 0)), dilation=(1, 1), groups=1, layout="NCHW")
     return y[0]
@@ -235,12 +240,6 @@ def corr2d_multi_in_out_1x1(X: jax.Array, K: jax.Array, *, impl: str = "xla") ->
         raise ValueError(f"{fn}: K must be (O, C, 1, 1), got {tuple(K.shape)}")
     if impl == "manual":
         return _book_conv(fn, X, K, impl)
-    check_choice(fn, "impl", impl, IMPLS)
-    check_same_dtype(fn, X=X, K=K)
+    _check_book_args(fn, X, K, impl)
     c, h, w = X.shape
-    if K.shape[1] != c:
-        raise ValueError(
-            f"{fn}: K has {K.shape[1]} input channels but X has {c} "
-            f"(X: {tuple(X.shape)}, K: {tuple(K.shape)})"
-        )
     return (K.reshape(K.shape[0], c) @ X.reshape(c, h * w)).reshape(K.shape[0], h, w)

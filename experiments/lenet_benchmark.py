@@ -1,0 +1,129 @@
+"""LeNet on Fashion-MNIST, 10 epochs: the book's recipe and the modern one, with PyTorch beside them.
+
+    python -m experiments.lenet_benchmark [--epochs 10] [--out runs/lenet-benchmark] [--no-torch]
+
+Prints a Markdown table (test accuracy, training images/second, wall time) and writes
+``results.json``. The PyTorch run (the book's own code, in memory, same data, same recipe) happens
+only when ``torch`` is importable: ``pip install torch==2.13.0`` installs a CPU build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jaxconv.data import FashionMNIST, load_fashion_mnist
+from jaxconv.train import TrainConfig, train_and_evaluate
+
+RECIPES = {
+    "book (classic, SGD 0.9)": dict(variant="classic", optimizer="sgd", lr=0.9),
+    "modern (ReLU, max-pool, BN, Adam)": dict(
+        variant="modern", batch_norm=True, optimizer="adam", lr=2e-3, schedule="cosine"
+    ),
+}
+
+
+def torch_book_recipe(data: FashionMNIST, epochs: int, seed: int = 0) -> dict:
+    """The book's LeNet and training loop in PyTorch (Xavier init, SGD lr 0.9, batch 256)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    net = nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(),
+        nn.Linear(120, 84), nn.Sigmoid(), nn.Linear(84, 10),
+    )  # fmt: skip
+    for m in net:
+        if isinstance(m, nn.Linear | nn.Conv2d):
+            nn.init.xavier_uniform_(m.weight)
+    x = torch.from_numpy(data.train_images[:, None].astype(np.float32) / 255.0)
+    y = torch.from_numpy(data.train_labels.astype(np.int64))
+    tx = torch.from_numpy(data.test_images[:, None].astype(np.float32) / 255.0)
+    ty = torch.from_numpy(data.test_labels.astype(np.int64))
+    opt = torch.optim.SGD(net.parameters(), lr=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    train_seconds, history = 0.0, []
+    for epoch in range(1, epochs + 1):
+        net.train()
+        start = time.perf_counter()
+        for idx in torch.randperm(len(x)).split(256):
+            opt.zero_grad()
+            loss = loss_fn(net(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+        seconds = time.perf_counter() - start
+        train_seconds += seconds
+        net.eval()
+        with torch.no_grad():
+            acc = float((net(tx).argmax(1) == ty).float().mean())
+        history.append({"epoch": epoch, "test_acc": acc, "images_per_second": len(x) / seconds})
+        print(f"torch epoch {epoch:>2}: test acc {acc:.3f}, {len(x) / seconds:,.0f} img/s", flush=True)
+    return {
+        "test_acc": history[-1]["test_acc"],
+        "images_per_second": len(x) * epochs / train_seconds,
+        "threads": torch.get_num_threads(),
+        "version": torch.__version__,
+        "epochs": history,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--out", default="runs/lenet-benchmark")
+    parser.add_argument("--no-torch", action="store_true")
+    args = parser.parse_args(argv)
+    data = load_fashion_mnist()
+    results: dict = {"machine": platform.processor() or platform.machine(), "jax": jax.__version__,
+                     "devices": str(jax.devices()), "epochs": args.epochs, "runs": {}}  # fmt: skip
+    for name, recipe in RECIPES.items():
+        out = Path(args.out) / recipe["variant"]
+        start = time.perf_counter()
+        history = train_and_evaluate(
+            TrainConfig(epochs=args.epochs, out=str(out), progress=False, **recipe), data
+        )
+        train_seconds = sum(len(data.train_images) / h["images_per_second"] for h in history)
+        results["runs"][name] = {
+            "test_acc": history[-1]["test_acc"],
+            "images_per_second": len(data.train_images) * len(history) / train_seconds,
+            "wall_seconds": time.perf_counter() - start,
+        }
+    if not args.no_torch:
+        try:
+            start = time.perf_counter()
+            results["torch"] = torch_book_recipe(data, args.epochs) | {
+                "wall_seconds": time.perf_counter() - start
+            }
+        except ImportError:
+            print("torch is not installed: `pip install torch==2.13.0` adds the PyTorch column")
+    print(f"\n| recipe ({args.epochs} epochs) | test acc | train img/s | wall s |\n|---|---|---|---|")
+    for name, r in results["runs"].items():
+        print(
+            f"| jaxconv {name} | {r['test_acc']:.3f} | {r['images_per_second']:,.0f} "
+            f"| {r['wall_seconds']:.0f} |"
+        )
+    if "torch" in results:
+        t = results["torch"]
+        print(f"| PyTorch {t['version']} book ({t['threads']} threads) | {t['test_acc']:.3f} | "
+              f"{t['images_per_second']:,.0f} | {t['wall_seconds']:.0f} |")  # fmt: skip
+        ratio = results["runs"]["book (classic, SGD 0.9)"]["images_per_second"] / t["images_per_second"]
+        results["jaxconv_over_torch_book_img_per_s"] = ratio
+        print(f"\njaxconv / PyTorch, book recipe, training images/second: {ratio:.2f}x")
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "results.json").write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.out}/results.json")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

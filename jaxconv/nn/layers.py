@@ -1,0 +1,117 @@
+"""Flax Linen layers over the jaxconv functions: the layer owns parameters, the function does the maths."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxconv._checks import Pair, to_pair
+from jaxconv.conv import conv2d
+from jaxconv.pool import avg_pool2d, max_pool2d
+from jaxconv.shapes import Padding
+
+Initializer = Callable[..., jax.Array]
+
+
+def default_kernel_init(layout: str) -> Initializer:
+    """Flax's default, LeCun normal, with fan-in and fan-out read from the layout's weight axes."""
+    if layout == "NCHW":  # (O, I, kh, kw)
+        return nn.initializers.lecun_normal(in_axis=1, out_axis=0)
+    return nn.initializers.lecun_normal(in_axis=-2, out_axis=-1)  # (kh, kw, I, O)
+
+
+class Conv2D(nn.Module):
+    """A 2-D convolution layer over :func:`jaxconv.conv2d`.
+
+    Parameters: ``kernel`` ``(features, C/groups, kh, kw)`` (``NHWC``: ``(kh, kw, C/groups,
+    features)``), initialised by ``kernel_init`` (default: LeCun normal over the layout's fan-in and
+    fan-out, Flax's default); ``bias`` ``(features,)``, initialised by ``bias_init`` (default zeros).
+    Every other field means what it means in :func:`jaxconv.conv2d`.
+
+    Input ``(N, C, H, W)`` (or the layout's), output ``(N, features, OH, OW)``.
+    """
+
+    features: int
+    kernel_size: int | Pair
+    stride: int | Pair = 1
+    padding: Padding = 0
+    dilation: int | Pair = 1
+    groups: int = 1
+    use_bias: bool = True
+    impl: str = "xla"
+    layout: str = "NCHW"
+    kernel_init: Initializer | None = None
+    bias_init: Initializer = nn.initializers.zeros_init()
+    param_dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kh, kw = to_pair("Conv2D", "kernel_size", self.kernel_size, minimum=1)
+        if x.ndim not in (3, 4):
+            raise ValueError(f"Conv2D: input must have 3 or 4 dimensions, got shape {tuple(x.shape)}")
+        # Channels sit after the batch axis in NCHW (first if unbatched), last in NHWC.
+        channels = x.shape[x.ndim - 3] if self.layout == "NCHW" else x.shape[-1]
+        if channels % self.groups:
+            raise ValueError(f"Conv2D: input channels {channels} are not divisible by groups={self.groups}")
+        per_group = channels // self.groups
+        shape = (
+            (self.features, per_group, kh, kw)
+            if self.layout == "NCHW"
+            else (kh, kw, per_group, self.features)
+        )
+        init = self.kernel_init or default_kernel_init(self.layout)
+        kernel = self.param("kernel", init, shape, self.param_dtype)
+        bias = (
+            self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
+        )
+        return conv2d(
+            x,
+            kernel.astype(x.dtype),
+            None if bias is None else bias.astype(x.dtype),
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            groups=self.groups,
+            layout=self.layout,
+            impl=self.impl,
+        )
+
+
+class MaxPool2D(nn.Module):
+    """Max pooling over :func:`jaxconv.max_pool2d`; stride defaults to the window. No parameters."""
+
+    kernel_size: int | Pair
+    stride: int | Pair | None = None
+    padding: Padding = 0
+    impl: str = "xla"
+    layout: str = "NCHW"
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return max_pool2d(
+            x, self.kernel_size, stride=self.stride, padding=self.padding, layout=self.layout, impl=self.impl
+        )
+
+
+class AvgPool2D(nn.Module):
+    """Average pooling over :func:`jaxconv.avg_pool2d`; stride defaults to the window. No parameters."""
+
+    kernel_size: int | Pair
+    stride: int | Pair | None = None
+    padding: Padding = 0
+    count_include_pad: bool = True
+    impl: str = "xla"
+    layout: str = "NCHW"
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return avg_pool2d(
+            x,
+            self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            count_include_pad=self.count_include_pad,
+            layout=self.layout,
+            impl=self.impl,
+        )

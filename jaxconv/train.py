@@ -1,0 +1,292 @@
+"""Training LeNet on Fashion-MNIST with optax: the book's recipe and its modern variant.
+
+Follows Flax's examples: a ``TrainState``, a jitted ``train_step(state, batch) -> (state, metrics)``
+with gradients and the optimizer update in one jit region, a jitted ``eval_step``, metrics summed
+on the device and read once per epoch, and ``train_and_evaluate(config)`` for the CLI and scripts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+from flax.training import train_state
+from tqdm.auto import tqdm
+
+from jaxconv import checkpoint
+from jaxconv._checks import IMPLS, LAYOUTS
+from jaxconv.curves import plot_history
+from jaxconv.data import FashionMNIST, batch_indices, load_fashion_mnist
+from jaxconv.nn.lenet import VARIANTS, LeNet
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "cosine", "warmup_cosine")
+# Fields that may change between a run and its resumption.
+RESUMABLE = ("epochs", "resume", "progress", "data_dir", "out")
+CHECK_EVERY = 50  # steps between checks for a diverged (NaN/inf) loss
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """A training run. The defaults are the book's recipe: classic LeNet, SGD lr 0.9, batch 256,
+    10 epochs."""
+
+    variant: str = "classic"
+    impl: str = "xla"
+    layout: str = "NCHW"
+    batch_norm: bool = False
+    epochs: int = 10
+    batch_size: int = 256
+    optimizer: str = "sgd"
+    lr: float = 0.9
+    momentum: float = 0.0
+    weight_decay: float = 1e-4
+    schedule: str = "constant"
+    seed: int = 0
+    limit_train: int | None = None  # use only the first N training images (tests, quick looks)
+    limit_test: int | None = None
+    eval_batch_size: int = 1000
+    data_dir: str | None = None
+    out: str = "runs/lenet"
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name, choices in (("variant", VARIANTS), ("impl", IMPLS), ("layout", LAYOUTS),
+                              ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):  # fmt: skip
+            if getattr(self, name) not in choices:
+                raise ValueError(f"TrainConfig: {name} must be one of {choices}, got {getattr(self, name)!r}")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig: {name} must be an int >= 1, got {getattr(self, name)!r}")
+        for name in ("limit_train", "limit_test"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig: {name} must be None or >= 1, got {getattr(self, name)!r}")
+        if not 0 < self.lr < float("inf"):
+            raise ValueError(f"TrainConfig: lr must be finite and > 0, got {self.lr!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"TrainConfig: momentum must be in [0, 1), got {self.momentum!r}")
+        if self.batch_norm and self.variant != "modern":
+            raise ValueError("TrainConfig: batch_norm needs variant='modern'")
+
+    def model(self) -> LeNet:
+        return LeNet(self.variant, impl=self.impl, layout=self.layout, batch_norm=self.batch_norm)
+
+
+class DivergenceError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class TrainState(train_state.TrainState):
+    """Flax's ``TrainState`` plus batch-norm statistics (None without batch norm) and the layout."""
+
+    batch_stats: Any = None
+    layout: str = struct.field(pytree_node=False, default="NCHW")
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
+    """The optax optimizer and learning-rate schedule the config names."""
+    total = config.epochs * steps_per_epoch
+    if config.schedule == "constant":
+        lr: optax.ScalarOrSchedule = config.lr
+    elif config.schedule == "cosine":
+        lr = optax.cosine_decay_schedule(config.lr, decay_steps=total)
+    else:
+        lr = optax.warmup_cosine_decay_schedule(0.0, config.lr, steps_per_epoch, decay_steps=total)
+    if config.optimizer == "sgd":
+        return optax.sgd(lr, momentum=config.momentum or None)
+    if config.optimizer == "adam":
+        return optax.adam(lr)
+    return optax.adamw(lr, weight_decay=config.weight_decay)
+
+
+def create_train_state(config: TrainConfig, steps_per_epoch: int) -> TrainState:
+    model = config.model()
+    dummy = jnp.zeros((1, 1, 28, 28) if config.layout == "NCHW" else (1, 28, 28, 1), jnp.float32)
+    variables = model.init(jax.random.key(config.seed), dummy)
+    return TrainState.create(
+        apply_fn=model.apply,
+        params=variables["params"],
+        tx=make_optimizer(config, steps_per_epoch),
+        batch_stats=variables.get("batch_stats"),
+        layout=config.layout,
+    )
+
+
+def _images(state: TrainState, images: jax.Array) -> jax.Array:
+    """``uint8 (B, 28, 28)`` -> float32 in [0, 1], in the model's layout (like ToTensor)."""
+    x = images.astype(jnp.float32) / 255.0
+    return x[:, None] if state.layout == "NCHW" else x[..., None]
+
+
+def _metrics(logits: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    return {
+        "loss_sum": losses.sum(),
+        "correct": (logits.argmax(-1) == labels).sum(),
+        "count": jnp.asarray(labels.shape[0]),
+    }
+
+
+@jax.jit
+def train_step(state: TrainState, batch: tuple[jax.Array, jax.Array]) -> tuple[TrainState, dict]:
+    """One SGD step on ``batch = (images uint8 (B, 28, 28), labels int32 (B,))``."""
+    images, labels = batch
+    x = _images(state, images)
+
+    def loss_fn(params):
+        if state.batch_stats is None:
+            logits, updates = state.apply_fn({"params": params}, x, train=True), {}
+        else:
+            variables = {"params": params, "batch_stats": state.batch_stats}
+            logits, updates = state.apply_fn(variables, x, train=True, mutable=["batch_stats"])
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        return loss, (logits, updates)
+
+    (_, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    state = state.apply_gradients(grads=grads)
+    if updates:
+        state = state.replace(batch_stats=updates["batch_stats"])
+    return state, _metrics(logits, labels)
+
+
+@jax.jit
+def eval_step(state: TrainState, batch: tuple[jax.Array, jax.Array]) -> dict[str, jax.Array]:
+    images, labels = batch
+    variables = {"params": state.params}
+    if state.batch_stats is not None:
+        variables["batch_stats"] = state.batch_stats
+    return _metrics(state.apply_fn(variables, _images(state, images), train=False), labels)
+
+
+@jax.jit
+def _take(images: jax.Array, labels: jax.Array, idx: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return images[idx], labels[idx]
+
+
+def _summed(metrics: list[dict[str, jax.Array]]) -> dict[str, float]:
+    total = jax.device_get(jax.tree.map(lambda *m: jnp.stack(m).sum(), *metrics))
+    return {
+        "loss": float(total["loss_sum"] / total["count"]),
+        "acc": float(total["correct"] / total["count"]),
+    }
+
+
+def evaluate(state: TrainState, images: jax.Array, labels: jax.Array, batch_size: int) -> dict[str, float]:
+    metrics = [
+        eval_step(state, (images[i : i + batch_size], labels[i : i + batch_size]))
+        for i in range(0, images.shape[0], batch_size)
+    ]
+    return _summed(metrics)
+
+
+def _check_finite(losses: list[jax.Array], epoch: int, first_step: int, out: Path, last_good: int) -> None:
+    """Raises DivergenceError naming the first non-finite batch loss of this epoch, if any."""
+    values = np.asarray(jax.device_get(losses))
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        batch = int(bad[0]) + 1
+        kept = (
+            f"the last good checkpoint (epoch {last_good}) is kept at {out / 'checkpoint.msgpack'}"
+            if last_good
+            else "no checkpoint was written"
+        )
+        raise DivergenceError(
+            f"training diverged: loss is {values[bad[0]]} at epoch {epoch}, step {first_step + batch} "
+            f"(batch {batch} of the epoch); {kept}. Try a smaller --lr."
+        )
+
+
+def _compile(state: TrainState, n_train: int, batch_size: int, n_test: int, eval_batch_size: int) -> float:
+    """Compiles the steps for every batch shape they will see, so epoch timings exclude compilation.
+
+    Returns the seconds it took. ``jit``'s cache keeps the executables for the loop's calls.
+    """
+    start = time.perf_counter()
+    for step, n, size in ((train_step, n_train, batch_size), (eval_step, n_test, eval_batch_size)):
+        for rows in {min(size, n), n % size} - {0}:
+            batch = (
+                jax.ShapeDtypeStruct((rows, 28, 28), jnp.uint8),
+                jax.ShapeDtypeStruct((rows,), jnp.int32),
+            )
+            step.lower(state, batch).compile()
+    return time.perf_counter() - start
+
+
+def train_and_evaluate(config: TrainConfig, data: FashionMNIST | None = None) -> list[dict]:
+    """Trains, evaluating after each epoch; writes ``history.json``, ``curves.png`` and
+    ``checkpoint.msgpack`` under ``config.out``. Returns the history (one dict per epoch).
+
+    Raises:
+      DivergenceError: the loss became NaN/inf (the last good checkpoint stays on disk).
+      FileNotFoundError / ValueError: ``resume`` without a compatible checkpoint.
+    """
+    data = data or load_fashion_mnist(config.data_dir)
+    out = Path(config.out)
+    train_x = jax.device_put(data.train_images[: config.limit_train])
+    train_y = jax.device_put(data.train_labels[: config.limit_train].astype(np.int32))
+    test_x = jax.device_put(data.test_images[: config.limit_test])
+    test_y = jax.device_put(data.test_labels[: config.limit_test].astype(np.int32))
+    n_train = train_x.shape[0]
+    steps_per_epoch = -(-n_train // config.batch_size)
+    state = create_train_state(config, steps_per_epoch)
+    config_dict = dataclasses.asdict(config)
+    history: list[dict] = []
+    done = 0
+    if config.resume:
+        state, done, history, saved = checkpoint.load(out / "checkpoint.msgpack", state)
+        changed = {
+            k: (saved.get(k), v) for k, v in config_dict.items() if k not in RESUMABLE and saved.get(k) != v
+        }
+        if changed:
+            raise ValueError(f"train: --resume with a different config than the checkpoint's: {changed}")
+
+    compile_seconds = _compile(state, n_train, config.batch_size, test_x.shape[0], config.eval_batch_size)
+    print(f"compiled train and eval steps in {compile_seconds:.2f} s", flush=True)
+    for epoch in range(done + 1, config.epochs + 1):
+        start, first_step = time.perf_counter(), int(state.step)
+        metrics = []
+        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", disable=not config.progress,
+                   leave=False, unit="step")  # fmt: skip
+        for i, idx in enumerate(batch_indices(n_train, config.batch_size, config.seed, epoch), start=1):
+            state, m = train_step(state, _take(train_x, train_y, idx))
+            metrics.append(m)
+            bar.update()
+            if i % CHECK_EVERY == 0 or i == steps_per_epoch:  # a device sync, so not every step
+                _check_finite([m["loss_sum"] for m in metrics], epoch, first_step, out, done)
+        bar.close()
+        train = _summed(metrics)
+        train_seconds = time.perf_counter() - start
+        test = evaluate(state, test_x, test_y, config.eval_batch_size)
+        history.append({
+            "epoch": epoch, "train_loss": train["loss"], "train_acc": train["acc"], "test_acc": test["acc"],
+            "test_loss": test["loss"], "images_per_second": n_train / train_seconds,
+            "epoch_seconds": time.perf_counter() - start,
+        })  # fmt: skip
+        checkpoint.save(out / "checkpoint.msgpack", state, epoch=epoch, history=history, config=config_dict)
+        done = epoch
+        h = history[-1]
+        print(f"epoch {epoch:>2}: loss {h['train_loss']:.3f}, train acc {h['train_acc']:.3f}, "
+              f"test acc {h['test_acc']:.3f}, {h['images_per_second']:,.0f} img/s, "
+              f"{h['epoch_seconds']:.1f} s",
+              flush=True)  # fmt: skip
+    run = {
+        "config": config_dict,
+        "compile_seconds": compile_seconds,
+        "devices": str(jax.devices()),
+        "epochs": history,
+    }
+    (out / "history.json").write_text(json.dumps(run, indent=2))
+    if history:
+        plot_history(
+            history, out / "curves.png", title=f"LeNet {config.variant}, {config.optimizer} lr {config.lr}"
+        )
+    return history

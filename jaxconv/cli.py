@@ -3,6 +3,7 @@
 jaxconv train      train LeNet on Fashion-MNIST (defaults: the book's recipe)
 jaxconv summary    LeNet's layer-by-layer output shapes and parameter counts
 jaxconv demo       the chapter's worked examples through both implementations
+jaxconv experiment the chapter's experiments with figures (NAME or all)
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--variant", choices=VARIANTS, default="classic")
     s.add_argument("--batch-norm", action="store_true")
     sub.add_parser("demo", help="print the chapter's worked examples through both implementations")
+    e = sub.add_parser("experiment", help="run one of the chapter's experiments (or 'all')")
+    e.add_argument("name", help="why_conv, conv_layer, padding_stride, channels, pooling, receptive_field, "
+                   "manual_vs_xla, lenet, or all")  # fmt: skip
+    e.add_argument("--out", default="runs/experiments", help="folder for figures and JSON")
+    e.add_argument("--fast", action="store_true", help="smaller settings")
     return parser
 
 
@@ -87,6 +93,18 @@ def main(argv: list[str] | None = None) -> int:
         from jaxconv.nn import LeNet, format_summary, summary
 
         print(format_summary(summary(LeNet(args.variant, batch_norm=args.batch_norm))))
+        return 0
+    if args.command == "experiment":
+        import experiments
+
+        try:
+            experiments.run(
+                args.name, args.out if args.name == "all" else f"{args.out}/{args.name}", args.fast
+            )
+        except ValueError as e:
+            print(f"jaxconv experiment: {e}", file=sys.stderr)
+            return 1
+        print(f"wrote {args.out}")
         return 0
     from jaxconv import demo
 

@@ -1,0 +1,38 @@
+"""What every experiment shares: its command line, its output folder, and saving results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+Experiment = Callable[[Path, bool], dict[str, Any]]
+
+
+def save(out: Path, name: str, numbers: dict[str, Any], fig: plt.Figure | None = None) -> dict[str, Any]:
+    """Writes ``name.json`` (and ``name.png`` for a figure) under ``out``; returns ``numbers``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(numbers, indent=2, default=float))
+    if fig is not None:
+        fig.tight_layout()
+        fig.savefig(out / f"{name}.png", dpi=110)
+        plt.close(fig)
+    return numbers
+
+
+def main(name: str, run: Experiment, argv: list[str] | None = None) -> int:
+    """``python -m experiments.NAME [--out DIR] [--fast]``."""
+    parser = argparse.ArgumentParser(prog=f"experiments.{name}")
+    parser.add_argument("--out", default=f"runs/experiments/{name}", help="folder for figures and JSON")
+    parser.add_argument("--fast", action="store_true", help="smaller settings (smoke tests)")
+    args = parser.parse_args(argv)
+    run(Path(args.out), args.fast)
+    print(f"wrote {args.out}")
+    return 0

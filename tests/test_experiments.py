@@ -1,0 +1,86 @@
+"""Smoke tests: every experiment runs with fast settings and reports the numbers the book predicts."""
+
+import jax
+import numpy as np
+import pytest
+
+import experiments
+from jaxconv import data
+from jaxconv.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _standard_dtype_promotion():
+    with jax.numpy_dtype_promotion("standard"):  # optax mixes Python floats and int32 counts
+        yield
+
+
+def test_why_conv(tmp_path):
+    n = experiments.run("why_conv", tmp_path, fast=True)
+    assert n["fully_connected_params"] == 10**9 and n["conv_kernel_params_delta_10"] == 441
+    assert n["equivariance_max_error_xla"] < 1e-5 and n["equivariance_max_error_manual"] < 1e-5
+    assert n["changed_outputs"] == 25 and n["changed_region"] == [5, 5]
+    assert (tmp_path / "why_conv.png").exists() and (tmp_path / "why_conv.json").exists()
+
+
+def test_conv_layer(tmp_path):
+    n = experiments.run("conv_layer", tmp_path, fast=True)
+    assert n["corr2d_xla"] == n["corr2d_manual"] == [[19.0, 25.0], [37.0, 43.0]]
+    assert n["edges_on_transpose_max_abs"] == 0.0
+    for impl in ("xla", "manual"):
+        np.testing.assert_allclose(n[f"learned_kernel_{impl}"], [[1.0, -1.0]], atol=0.1)
+        assert n[f"learning_losses_{impl}"][-1] < n[f"learning_losses_{impl}"][0]
+    np.testing.assert_allclose(n["learned_convolution_kernel"], [[-1.0, 1.0]], atol=0.1)
+
+
+def test_padding_stride(tmp_path):
+    n = experiments.run("padding_stride", tmp_path, fast=True)
+    assert [tuple(r["formula"]) for r in n["book_cases"]] == [(8, 8), (8, 8), (4, 4), (2, 2), (5, 6)]
+    assert all(tuple(r["formula"]) == tuple(r["conv2d"]) for r in n["book_cases"])
+    assert n["240_after_ten_5x5"] == 200 and n["layers_224_to_4_with_5x5"] == 55
+
+
+def test_channels(tmp_path):
+    n = experiments.run("channels", tmp_path, fast=True)
+    assert n["multi_in"] == [[56.0, 72.0], [104.0, 120.0]]
+    assert n["1x1_max_error"] < 1e-5
+    assert n["flops_formula"] == 2 * 100 * 100 * 25 * 64 * 64
+    assert 0.9 < n["flops_hlo"] / n["flops_formula"] <= 1.0  # XLA skips the padded zeros
+    assert n["composition_kernel_size"] == 4 and n["composition_max_error"] < 1e-4
+
+
+def test_pooling(tmp_path):
+    n = experiments.run("pooling", tmp_path, fast=True)
+    assert n["max"] == [[4.0, 5.0], [7.0, 8.0]] and n["avg"] == [[2.0, 3.0], [5.0, 6.0]]
+    assert n["max_3x3_p1_s2"] == n["max_2x3_p01_s23"] == [[[[5.0, 7.0], [13.0, 15.0]]]]
+    assert n["shift_change_conv_maxpool2"] < n["shift_change_conv"]
+
+
+def test_receptive_field(tmp_path):
+    n = experiments.run("receptive_field", tmp_path, fast=True)
+    assert tuple(n["measured_size"]) == tuple(n["formula_size"]) == (24, 24)
+
+
+def test_manual_vs_xla(tmp_path):
+    n = experiments.run("manual_vs_xla", tmp_path, fast=True)
+    for what in ("LeNet conv2 layer (N,6->16,14x14,k5)", "LeNet"):
+        assert n[what]["max_diff_forward"] < 1e-5 and n[what]["max_diff_gradient"] < 1e-4
+        assert set(n[what]["ms"]) == {"xla fwd", "manual fwd", "xla fwd+bwd", "manual fwd+bwd"}
+
+
+@pytest.mark.skipif(
+    data.find_data_dir() is None, reason="Fashion-MNIST not installed: apt-get install dataset-fashion-mnist"
+)
+def test_lenet(tmp_path):
+    n = experiments.run("lenet", tmp_path, fast=True)
+    assert set(n) == {"classic", "modern"}
+    for name in n:
+        assert (tmp_path / f"{name}_confusion.png").exists() and (tmp_path / f"{name}_features.png").exists()
+        assert -1.0 <= n[name]["pullover_vs_coat_conv2_correlation"] <= 1.0 + 1e-6
+
+
+def test_cli_runs_an_experiment_and_refuses_unknown_names(tmp_path, capsys):
+    assert main(["experiment", "padding_stride", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "padding_stride" / "padding_stride.png").exists()
+    assert main(["experiment", "alexnet", "--out", str(tmp_path)]) == 1
+    assert "experiment: name must be one of" in capsys.readouterr().err

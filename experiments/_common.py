@@ -27,6 +27,32 @@ def save(out: Path, name: str, numbers: dict[str, Any], fig: plt.Figure | None =
     return numbers
 
 
+def image_row(panels: list[tuple], *, labelled_axes: bool = False, figsize=(10.5, 3.5)) -> plt.Figure:
+    """A figure with one row of images, each ``(image, title[, cmap])`` with its own colour bar.
+
+    Diverging maps (``"RdBu"``) get limits symmetric about zero, so zero is white.
+    """
+    import numpy as np
+
+    fig, axes = plt.subplots(1, len(panels), figsize=figsize)
+    for ax, (image, title, *cmap) in zip(axes, panels, strict=True):
+        cmap = cmap[0] if cmap else "viridis"
+        image = np.asarray(image, dtype=float)
+        limits = {}
+        if cmap == "RdBu":
+            limit = float(np.percentile(np.abs(image), 99.5)) or 1.0
+            limits = dict(vmin=-limit, vmax=limit)
+        im = ax.imshow(image, cmap=cmap, **limits)
+        ax.set_title(title, fontsize=9)
+        if labelled_axes:
+            ax.set_xlabel("column")
+            ax.set_ylabel("row")
+        else:
+            ax.axis("off")
+        fig.colorbar(im, ax=ax, shrink=0.75)
+    return fig
+
+
 def main(name: str, run: Experiment, argv: list[str] | None = None) -> int:
     """``python -m experiments.NAME [--out DIR] [--fast]``."""
     parser = argparse.ArgumentParser(prog=f"experiments.{name}")

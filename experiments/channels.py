@@ -6,11 +6,10 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
 import numpy as np
 
 import jaxconv as jc
-from experiments._common import main, save
+from experiments._common import image_row, main, save
 
 
 def conv_flops(n: int, c_in: int, c_out: int, hw: tuple[int, int], k: int) -> int:
@@ -82,14 +81,12 @@ def run(out: Path, fast: bool = False) -> dict:
         f"conv(conv(x, 3x3), 2x2) == conv(x, 4x4): relative max error {numbers['composition_max_error']:.2e}"
     )
 
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.2))
-    for ax, img, title in zip(axes, [two[0, 0], one[0, 0], jnp.abs(two - one)[0, 0]],
-                              ["two stacked convs", "one 4x4 conv", "|difference|"], strict=True):  # fmt: skip
-        im = ax.imshow(np.asarray(img), cmap="viridis")
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-        fig.colorbar(im, ax=ax, shrink=0.8)
-    return save(out, "channels", numbers, fig)
+    panels = [
+        (two[0, 0], "two stacked convs"),
+        (one[0, 0], "one 4x4 conv"),
+        (jnp.abs(two - one)[0, 0], "|difference|"),
+    ]
+    return save(out, "channels", numbers, image_row(panels))
 
 
 if __name__ == "__main__":

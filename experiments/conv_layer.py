@@ -6,12 +6,11 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
 import numpy as np
 import optax
 
 import jaxconv as jc
-from experiments._common import main, save
+from experiments._common import image_row, main, save
 from jaxconv.nn import Conv2D
 
 EDGE = jnp.array([[1.0, -1.0]])
@@ -105,19 +104,12 @@ def run(out: Path, fast: bool = False) -> dict:
     if fast:
         photo = photo[::4, ::4]
     photo = jnp.asarray(photo)
-    fig, axes = plt.subplots(1, 3, figsize=(11, 4))
     panels = [
         (photo, f"{source}", "gray"),
         (jc.corr2d(photo, EDGE), "K = [[1, -1]]: vertical edges", "RdBu"),
         (jc.corr2d(photo, EDGE.T), "K = [[1], [-1]]: horizontal edges", "RdBu"),
     ]
-    for ax, (image, title, cmap) in zip(axes, panels, strict=True):
-        image = np.asarray(image)
-        limit = float(np.percentile(np.abs(image), 99.5)) or 1.0  # symmetric, so 0 is white
-        im = ax.imshow(image, cmap=cmap, **({} if cmap == "gray" else dict(vmin=-limit, vmax=limit)))
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-        fig.colorbar(im, ax=ax, shrink=0.7)
+    fig = image_row(panels, figsize=(11, 4))
     return save(out, "conv_layer", numbers, fig)
 
 

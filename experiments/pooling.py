@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
 import numpy as np
 
 import jaxconv as jc
-from experiments._common import main, save
+from experiments._common import image_row, main, save
 from experiments.conv_layer import EDGE, photograph
 
 
@@ -49,16 +48,10 @@ def run(out: Path, fast: bool = False) -> dict:
     print(f"one-pixel shift changes the edge map by {numbers['shift_change_conv']:.0%}; "
           f"after a 2x2 max pool (stride 1) by {numbers['shift_change_conv_maxpool2']:.0%}")  # fmt: skip
 
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.5))
     pooled = jc.max_pool2d(edges, 2, stride=1)
     panels = [(edges[0, 0], "edge map"), (pooled[0, 0], "2x2 max pool"),
               (jnp.abs(pooled - jc.max_pool2d(edges_shifted, 2, stride=1))[0, 0], "|change| after a 1-px shift")]  # fmt: skip
-    for ax, (img, title) in zip(axes, panels, strict=True):
-        im = ax.imshow(np.asarray(img), cmap="magma")
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-        fig.colorbar(im, ax=ax, shrink=0.7)
-    return save(out, "pooling", numbers, fig)
+    return save(out, "pooling", numbers, image_row([(*p, "magma") for p in panels]))
 
 
 if __name__ == "__main__":

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
 import numpy as np
 
 import jaxconv as jc
-from experiments._common import main, save
+from experiments._common import image_row, main, save
 
 
 def run(out: Path, fast: bool = False) -> dict:
@@ -50,19 +49,12 @@ def run(out: Path, fast: bool = False) -> dict:
         f"poking input {poke} changes {numbers['changed_outputs']} outputs, a {numbers['changed_region']} block"
     )
 
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
     panels = [
         (x[0, 0], "input"),
         (jc.conv2d(x, w)[0, 0], "conv2d(input)"),
         (changed, "outputs changed by one pixel"),
     ]
-    for ax, (img, title) in zip(axes, panels, strict=True):
-        im = ax.imshow(np.asarray(img, dtype=float), cmap="viridis")
-        ax.set_title(title)
-        ax.set_xlabel("column")
-        ax.set_ylabel("row")
-        fig.colorbar(im, ax=ax, shrink=0.8)
-    return save(out, "why_conv", numbers, fig)
+    return save(out, "why_conv", numbers, image_row(panels, labelled_axes=True))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from flax import serialization
 
@@ -55,7 +55,7 @@ def load(path: str | os.PathLike, target: Any) -> tuple[Any, int, list[dict], di
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint.load: no checkpoint at {path}")
     try:
-        payload = serialization.msgpack_restore(path.read_bytes())
+        payload = cast(dict[str, Any], serialization.msgpack_restore(path.read_bytes()))
         state = serialization.from_state_dict(target, payload["state"])
         return state, int(payload["epoch"]), json.loads(payload["history"]), json.loads(payload["config"])
     except (KeyError, TypeError, ValueError) as e:

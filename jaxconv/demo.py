@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 import jaxconv as jc
 
 
-def _examples() -> list[tuple[str, object]]:
+def _examples() -> list[tuple[str, Callable[[str], jax.Array]]]:
     X = jnp.arange(9.0).reshape(3, 3)
     K = jnp.arange(4.0).reshape(2, 2)
     edges = jnp.ones((6, 8)).at[:, 2:6].set(0.0)

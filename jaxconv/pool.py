@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 
 import jax
@@ -24,7 +25,7 @@ MODES = ("max", "avg")
 
 
 def _avg_divisor(
-    input_hw: Pair, window: Pair, stride: Pair, pads: PadPairs, count_include_pad: bool
+    input_hw: Sequence[int], window: Pair, stride: Pair, pads: PadPairs, count_include_pad: bool
 ) -> np.ndarray:
     """How many elements each average divides by, ``(OH, OW)``: static, so computed in NumPy."""
     out = output_size("avg_pool2d", input_hw, window, pads, stride)

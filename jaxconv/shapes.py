@@ -7,14 +7,14 @@ XLA padding without touching arrays.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from jaxconv._checks import PadPairs, Pair, _is_int, to_pair
 
 Padding = int | Pair | PadPairs | str | Sequence[Sequence[int]]
 
 
-def effective_kernel(kernel_hw: Pair, dilation: Pair) -> Pair:
+def effective_kernel(kernel_hw: Sequence[int], dilation: Sequence[int]) -> Pair:
     """Extent of a dilated kernel: ``(k - 1) * d + 1`` per axis."""
     return ((kernel_hw[0] - 1) * dilation[0] + 1, (kernel_hw[1] - 1) * dilation[1] + 1)
 
@@ -48,11 +48,12 @@ def resolve_padding(fn: str, padding: Padding, input_hw: Pair, kernel_eff: Pair,
         and len(padding) == 2
         and all(isinstance(p, tuple | list) for p in padding)
     ):
-        if not all(len(p) == 2 and all(_is_int(v) for v in p) for p in padding):
+        given = cast(Sequence[Sequence[int]], padding)
+        if not all(len(p) == 2 and all(_is_int(v) for v in p) for p in given):
             raise TypeError(
                 f"{fn}: explicit padding must be ((top, bottom), (left, right)) ints, got {padding!r}"
             )
-        pads = ((int(padding[0][0]), int(padding[0][1])), (int(padding[1][0]), int(padding[1][1])))
+        pads = ((int(given[0][0]), int(given[0][1])), (int(given[1][0]), int(given[1][1])))
         if min(min(p) for p in pads) < 0:
             raise ValueError(f"{fn}: padding must be >= 0, got {padding!r}")
         return pads
@@ -60,7 +61,13 @@ def resolve_padding(fn: str, padding: Padding, input_hw: Pair, kernel_eff: Pair,
     return ((ph, ph), (pw, pw))
 
 
-def output_size(fn: str, input_hw: Pair, kernel_eff: Pair, pads: PadPairs, stride: Pair) -> Pair:
+def output_size(
+    fn: str,
+    input_hw: Sequence[int],
+    kernel_eff: Sequence[int],
+    pads: Sequence[Sequence[int]],
+    stride: Sequence[int],
+) -> Pair:
     """``floor((n + p_top + p_bottom - k_eff) / s) + 1`` per axis, refusing empty outputs."""
     out = []
     for axis, n, k, (lo, hi), s in zip("HW", input_hw, kernel_eff, pads, stride, strict=True):

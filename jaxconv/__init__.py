@@ -4,6 +4,7 @@
 (the book's definition, vmapped by hand).
 """
 
+from jaxconv._checks import IMPL_CHOICES as IMPL_CHOICES
 from jaxconv._checks import IMPLS as IMPLS
 from jaxconv.conv import conv2d as conv2d
 from jaxconv.corr import convolve2d as convolve2d

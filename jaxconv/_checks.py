@@ -16,7 +16,9 @@ import numpy as np
 Pair = tuple[int, int]
 PadPairs = tuple[Pair, Pair]
 
-IMPLS = ("xla", "manual")
+# The concrete implementations, and the choices a user may pass ("auto" picks one per shape and backend).
+IMPLS = ("xla", "manual", "im2col", "shift_add")
+IMPL_CHOICES = ("auto", *IMPLS)
 LAYOUTS = ("NCHW", "NHWC")
 
 
@@ -42,6 +44,11 @@ def check_array(fn: str, name: str, value: object, ndims: Sequence[int]) -> jax.
             f"(cast with .astype(jnp.float32))"
         )
     return jnp.asarray(value)
+
+
+def accumulation_dtype(dtype: jnp.dtype) -> jnp.dtype:
+    """Half-precision inputs accumulate in float32, as XLA's own convolution does on CPU."""
+    return jnp.dtype(jnp.float32) if jnp.dtype(dtype).itemsize < 4 else jnp.dtype(dtype)
 
 
 def check_same_dtype(fn: str, **arrays: jax.Array | None) -> None:

@@ -4,6 +4,7 @@ jaxconv train      train LeNet on Fashion-MNIST (defaults: the book's recipe)
 jaxconv summary    LeNet's layer-by-layer output shapes and parameter counts
 jaxconv demo       the chapter's worked examples through both implementations
 jaxconv experiment the chapter's experiments with figures (NAME or all)
+jaxconv bench      every convolution implementation timed on standard (or your) layer shapes
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jaxconv._checks import IMPLS, LAYOUTS
+from jaxconv._checks import IMPL_CHOICES, LAYOUTS
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +22,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     d = TrainConfig()
     p = sub.add_parser("train", help="train LeNet on Fashion-MNIST (default: the book's recipe)")
     p.add_argument("--variant", choices=VARIANTS, default=d.variant)
-    p.add_argument("--impl", choices=IMPLS, default=d.impl, help="convolution implementation")
+    p.add_argument("--impl", choices=IMPL_CHOICES, default=d.impl, help="convolution implementation")
     p.add_argument("--layout", choices=LAYOUTS, default=d.layout)
     p.add_argument("--batch-norm", action="store_true", help="batch norm (modern variant only)")
     p.add_argument("--epochs", type=int, default=d.epochs)
@@ -57,7 +58,36 @@ def _parser() -> argparse.ArgumentParser:
                    "manual_vs_xla, lenet, or all")  # fmt: skip
     e.add_argument("--out", default="runs/experiments", help="folder for figures and JSON")
     e.add_argument("--fast", action="store_true", help="smaller settings")
+    b = sub.add_parser("bench", help="time every convolution implementation (and PyTorch if installed)")
+    b.add_argument("--shape", action="append", default=None, metavar="N,C,O,H,K[,P[,S]]",
+                   help="a layer to time instead of the standard set (repeatable)")  # fmt: skip
+    b.add_argument(
+        "--impls", default=None, help="comma-separated subset of xla,manual,im2col,shift_add,auto,torch"
+    )
+    b.add_argument("--repeats", type=int, default=5, help="timed runs per implementation (median)")
+    b.add_argument("--out", default="runs/bench", help="folder for bench.json, bench.csv, bench.png")
     return parser
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from jaxconv import bench
+
+    try:
+        shapes = [bench.ConvShape.parse(s) for s in args.shape] if args.shape else bench.STANDARD_SHAPES
+        impls = args.impls.split(",") if args.impls else None
+        known = {impl for _, impl, _ in bench.CANDIDATES} | {"torch"}
+        if impls and not set(impls) <= known:
+            raise ValueError(f"--impls must name some of {sorted(known)}, got {args.impls!r}")
+        if args.repeats < 1:
+            raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
+    except ValueError as e:
+        print(f"jaxconv bench: {e}", file=sys.stderr)
+        return 1
+    result = bench.run(shapes, impls, args.repeats)
+    print(bench.format_table(result))
+    paths = bench.write(result, args.out)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -94,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(format_summary(summary(LeNet(args.variant, batch_norm=args.batch_norm))))
         return 0
+    if args.command == "bench":
+        return _bench(args)
     if args.command == "experiment":
         import experiments
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 
 from jaxconv._checks import (
-    IMPLS,
+    IMPL_CHOICES,
     LAYOUTS,
     Pair,
     check_array,
@@ -14,6 +14,7 @@ from jaxconv._checks import (
     check_same_dtype,
     to_pair,
 )
+from jaxconv.auto import conv_impl
 from jaxconv.corr import CORES
 from jaxconv.layout import channel_axis, spatial_of, weight_dims
 from jaxconv.shapes import Padding, effective_kernel, output_size, resolve_padding
@@ -29,7 +30,7 @@ def conv2d(
     dilation: int | Pair = 1,
     groups: int = 1,
     layout: str = "NCHW",
-    impl: str = "xla",
+    impl: str = "auto",
 ) -> jax.Array:
     """2-D cross-correlation of a batch, what deep-learning libraries call a convolution.
 
@@ -45,7 +46,10 @@ def conv2d(
       dilation: int or pair, >= 1: spacing between kernel taps.
       groups: split channels into this many independent groups; ``C`` and ``O`` divisible by it.
       layout: ``"NCHW"`` (default, the book's) or ``"NHWC"``.
-      impl: ``"xla"`` (``lax.conv_general_dilated``) or ``"manual"`` (the vmapped definition).
+      impl: ``"auto"`` (default: the fastest for the shape and backend, see :mod:`jaxconv.auto`),
+        ``"xla"`` (``lax.conv_general_dilated``), ``"manual"`` (the book's vmapped definition),
+        ``"im2col"`` (patches times kernel, one matmul) or ``"shift_add"`` (one matmul per
+        kernel tap); see :mod:`jaxconv.taps`. All give the same numbers up to rounding.
 
     Returns:
       ``(N, O, OH, OW)`` (or the layout's equivalent, unbatched if ``x`` was), with
@@ -65,7 +69,7 @@ def conv2d(
     """
     fn = "conv2d"
     layout = check_choice(fn, "layout", layout, LAYOUTS)
-    impl = check_choice(fn, "impl", impl, IMPLS)
+    impl = check_choice(fn, "impl", impl, IMPL_CHOICES)
     x = check_array(fn, "x", x, (3, 4))
     weight = check_array(fn, "weight", weight, (4,))
     if bias is not None:
@@ -95,7 +99,17 @@ def conv2d(
     input_hw = spatial_of(xb.shape, layout)
     kernel_eff = effective_kernel(kernel_hw, dilation_hw)
     pads = resolve_padding(fn, padding, input_hw, kernel_eff, stride_hw)
-    output_size(fn, input_hw, kernel_eff, pads, stride_hw)
+    output_hw = output_size(fn, input_hw, kernel_eff, pads, stride_hw)
+    if impl == "auto":
+        impl = conv_impl(
+            jax.default_backend(),
+            x_shape=(xb.shape[0], c, *input_hw),
+            out_channels=o,
+            kernel=kernel_hw,
+            groups=groups,
+            itemsize=xb.dtype.itemsize,
+            output_hw=output_hw,
+        )
     y = CORES[impl](
         xb,
         weight,

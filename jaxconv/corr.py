@@ -1,6 +1,7 @@
 """Cross-correlation, XLA and by hand side by side (the book's sections 6.2 and 6.4).
 
-Two independent implementations of the same maths:
+Independent implementations of the same maths (two more, built on kernel taps, in
+:mod:`jaxconv.taps`):
 
 * ``xla``: one ``lax.conv_general_dilated``, XLA's fused convolution.
 * ``manual``: the book's definition, ``Y[i, j] = (X[i:i+kh, j:j+kw] * K).sum()``, written for one
@@ -20,15 +21,19 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxconv._checks import IMPLS, PadPairs, Pair, check_array, check_choice, check_same_dtype
+from jaxconv._checks import (
+    IMPL_CHOICES,
+    PadPairs,
+    Pair,
+    accumulation_dtype,
+    check_array,
+    check_choice,
+    check_same_dtype,
+)
+from jaxconv.auto import conv_impl
 from jaxconv.layout import dimension_numbers, from_nchw, to_nchw, weight_to_oihw
 from jaxconv.shapes import effective_kernel, output_size
-
-
-def accumulation_dtype(dtype: jnp.dtype) -> jnp.dtype:
-    """Half-precision inputs accumulate in float32, as XLA's own convolution does on CPU."""
-    return jnp.dtype(jnp.float32) if jnp.dtype(dtype).itemsize < 4 else jnp.dtype(dtype)
-
+from jaxconv.taps import conv2d_im2col, conv2d_shift_add
 
 # ---- the book's definition, one position at a time -------------------------------------------
 
@@ -132,7 +137,12 @@ def conv2d_manual(
     return from_nchw(y.astype(x.dtype), layout)
 
 
-CORES = {"xla": conv2d_xla, "manual": conv2d_manual}
+CORES = {
+    "xla": conv2d_xla,
+    "manual": conv2d_manual,
+    "im2col": conv2d_im2col,
+    "shift_add": conv2d_shift_add,
+}
 
 
 # ---- the book's functions ---------------------------------------------------------------------
@@ -140,7 +150,7 @@ CORES = {"xla": conv2d_xla, "manual": conv2d_manual}
 
 def _check_book_args(fn: str, x: jax.Array, k: jax.Array, impl: str) -> None:
     """Checks ``x (C, H, W)`` against ``k (O, C, kh, kw)`` for a valid, stride-1 correlation."""
-    check_choice(fn, "impl", impl, IMPLS)
+    check_choice(fn, "impl", impl, IMPL_CHOICES)
     check_same_dtype(fn, X=x, K=k)
     if x.shape[0] != k.shape[1]:
         raise ValueError(
@@ -153,18 +163,22 @@ def _check_book_args(fn: str, x: jax.Array, k: jax.Array, impl: str) -> None:
 def _book_conv(fn: str, x: jax.Array, k: jax.Array, impl: str) -> jax.Array:
     """Valid, stride-1 correlation of ``x (C, H, W)`` with ``k (O, C, kh, kw)`` -> ``(O, OH, OW)``."""
     _check_book_args(fn, x, k, impl)
+    if impl == "auto":
+        impl = conv_impl(jax.default_backend(), x_shape=(1, *x.shape), out_channels=k.shape[0],
+                         kernel=k.shape[2:], groups=1, itemsize=x.dtype.itemsize)  # fmt: skip
     core = CORES[impl]
     y = core(x[None], k, None, stride=(1, 1), pads=((0, 0), (0, 0)), dilation=(1, 1), groups=1, layout="NCHW")
     return y[0]
 
 
-def corr2d(X: jax.Array, K: jax.Array, *, impl: str = "xla") -> jax.Array:
+def corr2d(X: jax.Array, K: jax.Array, *, impl: str = "auto") -> jax.Array:
     """2-D cross-correlation of one channel: the book's ``corr2d``.
 
     Args:
       X: input ``(H, W)``, floating point.
       K: kernel ``(kh, kw)``, same dtype.
-      impl: ``"xla"`` (``lax.conv_general_dilated``) or ``"manual"`` (the vmapped definition).
+      impl: ``"auto"`` (default), ``"xla"`` (``lax.conv_general_dilated``), ``"manual"`` (the
+        vmapped definition), ``"im2col"`` or ``"shift_add"``; as :func:`jaxconv.conv2d`.
 
     Returns:
       ``(H - kh + 1, W - kw + 1)``.
@@ -185,7 +199,7 @@ def corr2d(X: jax.Array, K: jax.Array, *, impl: str = "xla") -> jax.Array:
     return _book_conv("corr2d", X[None], K[None, None], impl)[0]
 
 
-def convolve2d(X: jax.Array, K: jax.Array, *, impl: str = "xla") -> jax.Array:
+def convolve2d(X: jax.Array, K: jax.Array, *, impl: str = "auto") -> jax.Array:
     """Strict 2-D convolution: cross-correlation with ``K`` flipped in both axes.
 
     Shapes as :func:`corr2d`; this is the operation the book contrasts with cross-correlation.
@@ -201,7 +215,7 @@ def convolve2d(X: jax.Array, K: jax.Array, *, impl: str = "xla") -> jax.Array:
     return _book_conv("convolve2d", X[None], K[None, None, ::-1, ::-1], impl)[0]
 
 
-def corr2d_multi_in(X: jax.Array, K: jax.Array, *, impl: str = "xla") -> jax.Array:
+def corr2d_multi_in(X: jax.Array, K: jax.Array, *, impl: str = "auto") -> jax.Array:
     """Cross-correlation summed over input channels: ``X (C, H, W)``, ``K (C, kh, kw)`` -> ``(OH, OW)``.
 
     Examples:
@@ -216,7 +230,7 @@ def corr2d_multi_in(X: jax.Array, K: jax.Array, *, impl: str = "xla") -> jax.Arr
     return _book_conv("corr2d_multi_in", X, K[None], impl)[0]
 
 
-def corr2d_multi_in_out(X: jax.Array, K: jax.Array, *, impl: str = "xla") -> jax.Array:
+def corr2d_multi_in_out(X: jax.Array, K: jax.Array, *, impl: str = "auto") -> jax.Array:
     """One multi-input correlation per output channel.
 
     ``X (C, H, W)``, ``K (O, C, kh, kw)`` -> ``(O, H - kh + 1, W - kw + 1)``.
@@ -226,19 +240,19 @@ def corr2d_multi_in_out(X: jax.Array, K: jax.Array, *, impl: str = "xla") -> jax
     return _book_conv("corr2d_multi_in_out", X, K, impl)
 
 
-def corr2d_multi_in_out_1x1(X: jax.Array, K: jax.Array, *, impl: str = "xla") -> jax.Array:
+def corr2d_multi_in_out_1x1(X: jax.Array, K: jax.Array, *, impl: str = "auto") -> jax.Array:
     """A 1x1 convolution as one matrix product: ``X (C, H, W)``, ``K (O, C, 1, 1)`` -> ``(O, H, W)``.
 
     ``impl="xla"`` is the book's formulation, ``K.reshape(O, C) @ X.reshape(C, H * W)``, one XLA
-    dot; ``impl="manual"`` is the vmapped definition with 1x1 windows. Both equal
-    :func:`corr2d_multi_in_out`.
+    dot; every other impl runs :func:`corr2d_multi_in_out`'s (``"manual"``: the vmapped
+    definition with 1x1 windows). All equal :func:`corr2d_multi_in_out`.
     """
     fn = "corr2d_multi_in_out_1x1"
     X = check_array(fn, "X", X, (3,))
     K = check_array(fn, "K", K, (4,))
     if K.shape[2:] != (1, 1):
         raise ValueError(f"{fn}: K must be (O, C, 1, 1), got {tuple(K.shape)}")
-    if impl == "manual":
+    if impl != "xla":
         return _book_conv(fn, X, K, impl)
     _check_book_args(fn, X, K, impl)
     c, h, w = X.shape

@@ -4,6 +4,8 @@
 * ``manual``: the book's ``pool2d``, ``Y[i, j] = X[window at (i, j)].max()`` (or ``.mean()``),
   written for one position of one channel and vmapped over positions, channels and batch.
   It never calls ``reduce_window``.
+* ``im2col`` / ``shift_add``: the window's tap slices (:mod:`jaxconv.taps`) stacked and reduced
+  once, or folded one at a time.
 """
 
 from __future__ import annotations
@@ -16,10 +18,20 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxconv._checks import IMPLS, LAYOUTS, PadPairs, Pair, check_array, check_choice, to_pair
-from jaxconv.corr import accumulation_dtype
+from jaxconv._checks import (
+    IMPL_CHOICES,
+    LAYOUTS,
+    PadPairs,
+    Pair,
+    accumulation_dtype,
+    check_array,
+    check_choice,
+    to_pair,
+)
+from jaxconv.auto import pool_impl
 from jaxconv.layout import from_nchw, spatial_of, to_nchw
 from jaxconv.shapes import Padding, check_pool_padding, output_size, resolve_padding
+from jaxconv.taps import pool_taps
 
 MODES = ("max", "avg")
 
@@ -105,7 +117,30 @@ def pool_manual(
     return from_nchw(y.astype(x.dtype), layout)
 
 
-CORES = {"xla": pool_xla, "manual": pool_manual}
+def _pool_by_taps(
+    x: jax.Array,
+    *,
+    mode: str,
+    window: Pair,
+    stride: Pair,
+    pads: PadPairs,
+    layout: str,
+    count_include_pad: bool,
+    stacked: bool,
+) -> jax.Array:
+    """Pooling as a reduction over the window's tap slices (see :mod:`jaxconv.taps`)."""
+    y = pool_taps(x, mode=mode, window=window, stride=stride, pads=pads, layout=layout, stacked=stacked)
+    if mode == "avg":
+        divisor = _avg_divisor(spatial_of(x.shape, layout), window, stride, pads, count_include_pad)
+        divisor = jnp.asarray(divisor, y.dtype)
+        y = y / (divisor[None, :, :, None] if layout == "NHWC" else divisor[None, None])
+    return y.astype(x.dtype)
+
+
+pool_im2col = jax.jit(partial(_pool_by_taps, stacked=True), static_argnames=_STATIC)
+pool_shift_add = jax.jit(partial(_pool_by_taps, stacked=False), static_argnames=_STATIC)
+
+CORES = {"xla": pool_xla, "manual": pool_manual, "im2col": pool_im2col, "shift_add": pool_shift_add}
 
 
 def _pool(
@@ -120,7 +155,8 @@ def _pool(
     count_include_pad: bool = True,
 ) -> jax.Array:
     layout = check_choice(fn, "layout", layout, LAYOUTS)
-    impl = check_choice(fn, "impl", impl, IMPLS)
+    impl = check_choice(fn, "impl", impl, IMPL_CHOICES)
+
     x = check_array(fn, "x", x, (3, 4))
     if not isinstance(count_include_pad, bool):
         raise TypeError(f"{fn}: count_include_pad must be a bool, got {count_include_pad!r}")
@@ -132,6 +168,8 @@ def _pool(
     pads = resolve_padding(fn, padding, input_hw, window, stride_hw)
     check_pool_padding(fn, pads, window)
     output_size(fn, input_hw, window, pads, stride_hw)
+    if impl == "auto":
+        impl = pool_impl(jax.default_backend(), input_hw=input_hw, window=window, stride=stride_hw, pads=pads)
     y = CORES[impl](
         xb,
         mode=mode,
@@ -151,7 +189,7 @@ def max_pool2d(
     stride: int | Pair | None = None,
     padding: Padding = 0,
     layout: str = "NCHW",
-    impl: str = "xla",
+    impl: str = "auto",
 ) -> jax.Array:
     """Max pooling over each channel.
 
@@ -162,7 +200,9 @@ def max_pool2d(
       padding: int or pair per side, ``((top, bottom), (left, right))``, "valid" or "same"; at most
         half the window on each side. Pads with ``-inf``, so a pad is never the maximum.
       layout: ``"NCHW"`` or ``"NHWC"``.
-      impl: ``"xla"`` (``lax.reduce_window``) or ``"manual"`` (the vmapped definition).
+      impl: ``"auto"`` (default, see :mod:`jaxconv.auto`), ``"xla"`` (``lax.reduce_window``),
+        ``"manual"`` (the book's vmapped definition), ``"im2col"`` (stacked window taps reduced
+        once) or ``"shift_add"`` (a running max/sum over the taps).
 
     Returns:
       ``(N, C, OH, OW)`` in the input's layout, ``(OH, OW) = pool_output_shape(...)``.
@@ -184,7 +224,7 @@ def avg_pool2d(
     padding: Padding = 0,
     count_include_pad: bool = True,
     layout: str = "NCHW",
-    impl: str = "xla",
+    impl: str = "auto",
 ) -> jax.Array:
     """Average pooling over each channel; arguments as :func:`max_pool2d`.
 
@@ -199,14 +239,14 @@ def avg_pool2d(
     return _pool("avg_pool2d", "avg", x, kernel_size, stride, padding, layout, impl, count_include_pad)
 
 
-def pool2d(X: jax.Array, pool_size: int | Pair, mode: str = "max", *, impl: str = "xla") -> jax.Array:
+def pool2d(X: jax.Array, pool_size: int | Pair, mode: str = "max", *, impl: str = "auto") -> jax.Array:
     """The book's single-channel ``pool2d``: stride 1, no padding.
 
     Args:
       X: ``(H, W)``, float.
       pool_size: window ``(p_h, p_w)`` or an int.
       mode: ``"max"`` or ``"avg"``.
-      impl: ``"xla"`` or ``"manual"``.
+      impl: as :func:`max_pool2d`.
 
     Returns:
       ``(H - p_h + 1, W - p_w + 1)``.

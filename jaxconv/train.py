@@ -22,7 +22,7 @@ from flax.training import train_state
 from tqdm.auto import tqdm
 
 from jaxconv import checkpoint
-from jaxconv._checks import IMPLS, LAYOUTS
+from jaxconv._checks import IMPL_CHOICES, LAYOUTS
 from jaxconv.curves import plot_history
 from jaxconv.data import FashionMNIST, batch_indices, load_fashion_mnist
 from jaxconv.nn.lenet import VARIANTS, LeNet
@@ -40,7 +40,7 @@ class TrainConfig:
     10 epochs."""
 
     variant: str = "classic"
-    impl: str = "xla"
+    impl: str = "auto"
     layout: str = "NCHW"
     batch_norm: bool = False
     epochs: int = 10
@@ -60,7 +60,7 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name, choices in (("variant", VARIANTS), ("impl", IMPLS), ("layout", LAYOUTS),
+        for name, choices in (("variant", VARIANTS), ("impl", IMPL_CHOICES), ("layout", LAYOUTS),
                               ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):  # fmt: skip
             if getattr(self, name) not in choices:
                 raise ValueError(f"TrainConfig: {name} must be one of {choices}, got {getattr(self, name)!r}")
@@ -168,8 +168,12 @@ def eval_step(state: TrainState, batch: tuple[jax.Array, jax.Array]) -> dict[str
 
 
 @jax.jit
-def _take(images: jax.Array, labels: jax.Array, idx: jax.Array) -> tuple[jax.Array, jax.Array]:
-    return images[idx], labels[idx]
+def train_step_at(
+    state: TrainState, images: jax.Array, labels: jax.Array, idx: jax.Array
+) -> tuple[TrainState, dict]:
+    """:func:`train_step` on the rows ``idx`` of the device-resident training set: the gather
+    and the step are one executable, one dispatch per step."""
+    return train_step(state, (images[idx], labels[idx]))
 
 
 def _summed(metrics: list[dict[str, jax.Array]]) -> dict[str, float]:
@@ -211,13 +215,13 @@ def _compile(state: TrainState, n_train: int, batch_size: int, n_test: int, eval
     Returns the seconds it took. ``jit``'s cache keeps the executables for the loop's calls.
     """
     start = time.perf_counter()
-    for step, n, size in ((train_step, n_train, batch_size), (eval_step, n_test, eval_batch_size)):
-        for rows in {min(size, n), n % size} - {0}:
-            batch = (
-                jax.ShapeDtypeStruct((rows, 28, 28), jnp.uint8),
-                jax.ShapeDtypeStruct((rows,), jnp.int32),
-            )
-            step.lower(state, batch).compile()
+    images = jax.ShapeDtypeStruct((n_train, 28, 28), jnp.uint8)
+    labels = jax.ShapeDtypeStruct((n_train,), jnp.int32)
+    for rows in {min(batch_size, n_train), n_train % batch_size} - {0}:
+        train_step_at.lower(state, images, labels, jax.ShapeDtypeStruct((rows,), jnp.int32)).compile()
+    for rows in {min(eval_batch_size, n_test), n_test % eval_batch_size} - {0}:
+        batch = (jax.ShapeDtypeStruct((rows, 28, 28), jnp.uint8), jax.ShapeDtypeStruct((rows,), jnp.int32))
+        eval_step.lower(state, batch).compile()
     return time.perf_counter() - start
 
 
@@ -257,7 +261,7 @@ def train_and_evaluate(config: TrainConfig, data: FashionMNIST | None = None) ->
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", disable=not config.progress,
                    leave=False, unit="step")  # fmt: skip
         for i, idx in enumerate(batch_indices(n_train, config.batch_size, config.seed, epoch), start=1):
-            state, m = train_step(state, _take(train_x, train_y, idx))
+            state, m = train_step_at(state, train_x, train_y, idx)
             metrics.append(m)
             bar.update()
             if i % CHECK_EVERY == 0 or i == steps_per_epoch:  # a device sync, so not every step

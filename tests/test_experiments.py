@@ -27,7 +27,7 @@ def test_conv_layer(tmp_path):
     n = experiments.run("conv_layer", tmp_path, fast=True)
     assert n["corr2d_xla"] == n["corr2d_manual"] == [[19.0, 25.0], [37.0, 43.0]]
     assert n["edges_on_transpose_max_abs"] == 0.0
-    for impl in ("xla", "manual"):
+    for impl in ("xla", "manual"):  # the experiment's two contestants
         np.testing.assert_allclose(n[f"learned_kernel_{impl}"], [[1.0, -1.0]], atol=0.1)
         assert n[f"learning_losses_{impl}"][-1] < n[f"learning_losses_{impl}"][0]
     np.testing.assert_allclose(n["learned_convolution_kernel"], [[-1.0, 1.0]], atol=0.1)

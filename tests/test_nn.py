@@ -37,14 +37,23 @@ def test_modern_with_batch_norm_has_running_statistics():
 
 
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
-def test_lenet_logits_shape_and_impls_agree(layout):
+def test_lenet_logits_shape_and_impls_agree(layout, impl):
     shape = (3, 1, 28, 28) if layout == "NCHW" else (3, 28, 28, 1)
     x = jax.random.uniform(jax.random.key(1), shape)
-    xla, manual = LeNet(layout=layout), LeNet(layout=layout, impl="manual")
+    xla = LeNet(layout=layout, impl="xla")
     variables = xla.init(jax.random.key(0), x)
     y = xla.apply(variables, x)
     assert y.shape == (3, 10)
-    reference.assert_close(manual.apply(variables, x), y)
+    reference.assert_close(LeNet(layout=layout, impl=impl).apply(variables, x), y)
+
+
+def test_nchw_and_nhwc_lenets_start_from_the_same_weights():
+    x = jax.random.uniform(jax.random.key(1), (2, 1, 28, 28))
+    nchw = LeNet().init(jax.random.key(0), x)["params"]
+    nhwc = LeNet(layout="NHWC").init(jax.random.key(0), x.transpose(0, 2, 3, 1))["params"]
+    for conv in ("conv1", "conv2"):
+        np.testing.assert_array_equal(nhwc[conv]["kernel"], nchw[conv]["kernel"].transpose(2, 3, 1, 0))
+    np.testing.assert_array_equal(nhwc["fc1"]["kernel"], nchw["fc1"]["kernel"])
 
 
 def test_nchw_and_nhwc_lenets_compute_the_same_function():
@@ -65,20 +74,20 @@ def test_xavier_uniform_init_uses_oihw_fans():
     assert float(jnp.abs(kernel).max()) > 0.9 * bound
 
 
-def test_conv2d_layer_impls_give_same_outputs_and_gradients():
-    layer = Conv2D(4, (3, 2), stride=2, padding=((1, 0), (0, 1)), dilation=(1, 2), groups=2)
+def test_conv2d_layer_impls_give_same_outputs_and_gradients(impl):
+    layer = Conv2D(4, (3, 2), stride=2, padding=((1, 0), (0, 1)), dilation=(1, 2), groups=2, impl="xla")
     x = jax.random.normal(jax.random.key(0), (2, 4, 9, 8))
     params = layer.init(jax.random.key(1), x)
     assert params["params"]["kernel"].shape == (4, 2, 3, 2)
-    manual = layer.copy(impl="manual")
+    other = layer.copy(impl=impl)
 
     def loss(layer, params, x):
         return jnp.sum(jnp.tanh(layer.apply(params, x)))
 
-    reference.assert_close(manual.apply(params, x), layer.apply(params, x))
-    g_manual = jax.grad(loss, argnums=(1, 2))(manual, params, x)
+    reference.assert_close(other.apply(params, x), layer.apply(params, x))
+    g_other = jax.grad(loss, argnums=(1, 2))(other, params, x)
     g_xla = jax.grad(loss, argnums=(1, 2))(layer, params, x)
-    for a, b in zip(jax.tree.leaves(g_manual), jax.tree.leaves(g_xla), strict=True):
+    for a, b in zip(jax.tree.leaves(g_other), jax.tree.leaves(g_xla), strict=True):
         reference.assert_close(a, b, tol=reference.GRAD_TOLERANCE["float32"])
 
 

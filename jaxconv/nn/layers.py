@@ -41,7 +41,7 @@ class Conv2D(nn.Module):
     dilation: int | Pair = 1
     groups: int = 1
     use_bias: bool = True
-    impl: str = "xla"
+    impl: str = "auto"
     layout: str = "NCHW"
     kernel_init: Initializer | None = None
     bias_init: Initializer = nn.initializers.zeros_init()
@@ -86,7 +86,7 @@ class MaxPool2D(nn.Module):
     kernel_size: int | Pair
     stride: int | Pair | None = None
     padding: Padding = 0
-    impl: str = "xla"
+    impl: str = "auto"
     layout: str = "NCHW"
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -102,7 +102,7 @@ class AvgPool2D(nn.Module):
     stride: int | Pair | None = None
     padding: Padding = 0
     count_include_pad: bool = True
-    impl: str = "xla"
+    impl: str = "auto"
     layout: str = "NCHW"
 
     def __call__(self, x: jax.Array) -> jax.Array:

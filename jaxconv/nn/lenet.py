@@ -16,7 +16,14 @@ VARIANTS = ("classic", "modern")
 # The book applies Xavier-uniform to every Conv2d and Linear weight. For OIHW kernels the fan-in
 # axis is 1 and the fan-out axis 0 (Flax's defaults assume HWIO).
 xavier_conv_nchw = nn.initializers.xavier_uniform(in_axis=1, out_axis=0)
-xavier_conv_nhwc = nn.initializers.xavier_uniform(in_axis=-2, out_axis=-1)
+
+
+def xavier_conv_nhwc(key: jax.Array, shape: tuple[int, ...], dtype: jnp.dtype = jnp.float32) -> jax.Array:
+    """The OIHW initialiser's draw transposed to HWIO: both layouts start from the same weights."""
+    kh, kw, i, o = shape
+    return xavier_conv_nchw(key, (o, i, kh, kw), dtype).transpose(2, 3, 1, 0)
+
+
 xavier_dense = nn.initializers.xavier_uniform()
 
 
@@ -34,7 +41,7 @@ class LeNet(nn.Module):
 
     variant: str = "classic"
     num_classes: int = 10
-    impl: str = "xla"
+    impl: str = "auto"
     layout: str = "NCHW"
     batch_norm: bool = False
 

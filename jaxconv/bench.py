@@ -1,0 +1,331 @@
+"""The manual-vs-XLA race: every convolution implementation timed on the same layer shapes.
+
+``jaxconv bench`` (or :func:`run`) times each implementation forward and forward+backward (gradients
+with respect to input and weight), median of ``repeats`` runs after compilation, with the
+implementations interleaved (A B C A B C ...) so that drift of a shared machine hits all alike.
+It reports GFLOP/s, the fraction of a float32 matmul's rate measured in the same run, compile time,
+and the error against XLA's NCHW result in float32 and bfloat16. PyTorch joins when importable.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxconv.auto import conv_impl
+from jaxconv.conv import conv2d
+from jaxconv.shapes import conv_output_shape
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvShape:
+    """One convolution layer: ``(batch, in_channels, H, W)`` through ``out_channels`` square kernels."""
+
+    name: str
+    batch: int
+    in_channels: int
+    out_channels: int
+    size: int
+    kernel: int
+    padding: int = 0
+    stride: int = 1
+
+    def __post_init__(self) -> None:
+        for field in ("batch", "in_channels", "out_channels", "size", "kernel", "stride"):
+            if not isinstance(getattr(self, field), int) or getattr(self, field) < 1:
+                raise ValueError(f"ConvShape: {field} must be an int >= 1, got {getattr(self, field)!r}")
+        if not isinstance(self.padding, int) or self.padding < 0:
+            raise ValueError(f"ConvShape: padding must be an int >= 0, got {self.padding!r}")
+        conv_output_shape((self.size, self.size), self.kernel, padding=self.padding, stride=self.stride)
+
+    @classmethod
+    def parse(cls, text: str) -> ConvShape:
+        """``"N,C,O,H,K[,P[,S]]"``, e.g. ``"256,6,16,14,5"`` (LeNet's second layer)."""
+        parts = text.split(",")
+        if not 5 <= len(parts) <= 7 or not all(p.strip().isdigit() for p in parts):
+            raise ValueError(f"shape must be N,C,O,H,K[,P[,S]] with integers, got {text!r}")
+        n, c, o, h, k, *rest = (int(p) for p in parts)
+        return cls(text, n, c, o, h, k, *rest)
+
+    @property
+    def output_size(self) -> int:
+        return conv_output_shape(
+            (self.size, self.size), self.kernel, padding=self.padding, stride=self.stride
+        )[0]
+
+    @property
+    def flops(self) -> int:
+        """Multiply-adds times two of the forward pass (the backward pass is twice this)."""
+        return 2 * self.batch * self.out_channels * self.output_size**2 * self.in_channels * self.kernel**2
+
+    def describe(self) -> str:
+        return (
+            f"{self.batch}, {self.in_channels}->{self.out_channels}, {self.size}², "
+            f"k{self.kernel} p{self.padding} s{self.stride}"
+        )
+
+
+STANDARD_SHAPES = (
+    ConvShape("lenet_conv1", 256, 1, 6, 28, 5, 2),
+    ConvShape("lenet_conv2", 256, 6, 16, 14, 5),
+    ConvShape("book_100", 8, 100, 100, 64, 5, 2),
+    ConvShape("resnet_3x3", 32, 64, 64, 56, 3, 1),
+    ConvShape("resnet_3x3_s2", 32, 64, 64, 56, 3, 1, 2),
+    ConvShape("pointwise_1x1", 32, 256, 64, 56, 1),
+)
+
+# (label, impl, layout): the contestants. "auto" is timed as whatever it picks.
+CANDIDATES = (
+    ("xla NCHW", "xla", "NCHW"),
+    ("xla NHWC", "xla", "NHWC"),
+    ("manual", "manual", "NCHW"),
+    ("im2col NHWC", "im2col", "NHWC"),
+    ("shift_add NHWC", "shift_add", "NHWC"),
+    ("auto NCHW", "auto", "NCHW"),
+)
+TORCH = "torch NCHW"
+
+
+def _inputs(shape: ConvShape, layout: str, dtype: jnp.dtype) -> tuple[jax.Array, jax.Array]:
+    kx, kw = jax.random.split(jax.random.key(0))
+    n, c, o, h, k = shape.batch, shape.in_channels, shape.out_channels, shape.size, shape.kernel
+    x = jax.random.normal(kx, (n, c, h, h))
+    w = jax.random.normal(kw, (o, c, k, k)) / np.sqrt(c * k * k)
+    if layout == "NHWC":
+        x, w = x.transpose(0, 2, 3, 1), w.transpose(2, 3, 1, 0)
+    return x.astype(dtype), w.astype(dtype)
+
+
+def _cotangent(shape: ConvShape, layout: str, dtype: jnp.dtype) -> jax.Array:
+    """A random output gradient: a constant one (``y.sum()``) would let XLA simplify the backward pass."""
+    o, m = shape.out_channels, shape.output_size
+    dims = (shape.batch, o, m, m) if layout == "NCHW" else (shape.batch, m, m, o)
+    return jax.random.normal(jax.random.key(2), dims).astype(dtype)
+
+
+def _jax_steps(shape: ConvShape, impl: str, layout: str) -> tuple[jax.stages.Wrapped, jax.stages.Wrapped]:
+    """Jitted ``forward(x, w)`` and ``forward_backward(x, w, g) -> (dx, dw)`` for one implementation."""
+
+    def forward(x: jax.Array, w: jax.Array) -> jax.Array:
+        return conv2d(x, w, stride=shape.stride, padding=shape.padding, layout=layout, impl=impl)
+
+    def forward_backward(x: jax.Array, w: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array]:
+        _, pullback = jax.vjp(forward, x, w)
+        return pullback(g)
+
+    return jax.jit(forward), jax.jit(forward_backward)
+
+
+def _torch_steps(shape: ConvShape) -> tuple[Callable, Callable, tuple]:
+    import torch
+
+    x = torch.randn(shape.batch, shape.in_channels, shape.size, shape.size)
+    w = torch.randn(shape.out_channels, shape.in_channels, shape.kernel, shape.kernel)
+    w /= np.sqrt(shape.in_channels * shape.kernel**2)
+    g = torch.randn(shape.batch, shape.out_channels, shape.output_size, shape.output_size)
+    conv = torch.nn.functional.conv2d
+
+    def forward(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return conv(x, w, stride=shape.stride, padding=shape.padding)
+
+    def forward_backward(x: torch.Tensor, w: torch.Tensor) -> tuple:
+        x, w = x.detach().requires_grad_(), w.detach().requires_grad_()
+        conv(x, w, stride=shape.stride, padding=shape.padding).backward(g)
+        return x.grad, w.grad
+
+    return forward, forward_backward, (x, w)
+
+
+def torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """The float32 matmul rate of this backend (GFLOP/s, median), the yardstick for the convs."""
+    a = jax.random.normal(jax.random.key(1), (size, size))
+    matmul = jax.jit(jnp.matmul)
+    matmul(a, a).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(a, a).block_until_ready()
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
+def _error(y: jax.Array, reference: np.ndarray, layout: str) -> tuple[float, float]:
+    """Max absolute error and max error relative to the reference's largest magnitude."""
+    y32 = np.asarray(y.astype(jnp.float32))
+    if layout == "NHWC":
+        y32 = y32.transpose(0, 3, 1, 2)
+    ref = np.asarray(reference)
+    err = float(np.abs(y32 - ref).max())
+    return err, err / float(np.abs(ref).max())
+
+
+def bench_shape(shape: ConvShape, candidates: Sequence[tuple[str, str, str]], repeats: int,
+                with_torch: bool) -> list[dict]:  # fmt: skip
+    """Times every candidate on one shape, interleaved; one result row per candidate."""
+    rows: dict[str, dict] = {}
+    calls: dict[str, tuple[Callable, Callable, tuple]] = {}
+    reference = None
+    for label, impl, layout in candidates:
+        x, w = _inputs(shape, layout, jnp.float32)
+        forward, forward_backward = _jax_steps(shape, impl, layout)
+        start = time.perf_counter()
+        g = _cotangent(shape, layout, jnp.float32)
+        forward_backward.lower(x, w, g).compile()
+        compile_s = time.perf_counter() - start
+        y = forward(x, w)
+        if reference is None:  # the first candidate, xla NCHW, is the reference
+            reference = np.asarray(y) if layout == "NCHW" else np.asarray(y).transpose(0, 3, 1, 2)
+        abs32, rel32 = _error(y, reference, layout)
+        xb, wb = _inputs(shape, layout, jnp.bfloat16)
+        abs16, rel16 = _error(forward(xb, wb), reference, layout)
+        jax.block_until_ready(forward_backward(x, w, g))
+        picked = _picked(shape, impl, layout)
+        rows[label] = {
+            "shape": shape.name, "layer": shape.describe(), "impl": label, "runs": picked,
+            "compile_s": compile_s, "max_abs_err_f32": abs32, "max_rel_err_f32": rel32,
+            "max_abs_err_bf16": abs16, "max_rel_err_bf16": rel16, "forward": [], "forward_backward": [],
+        }  # fmt: skip
+        calls[label] = (forward, lambda x, w, fb=forward_backward, g=g: fb(x, w, g), (x, w))
+    if with_torch:
+        forward, forward_backward, args = _torch_steps(shape)
+        forward_backward(*args)
+        rows[TORCH] = {"shape": shape.name, "layer": shape.describe(), "impl": TORCH, "runs": TORCH,
+                       "forward": [], "forward_backward": []}  # fmt: skip
+        calls[TORCH] = (forward, forward_backward, args)
+    for _ in range(repeats):
+        for label, (forward, forward_backward, args) in calls.items():
+            for key, fn in (("forward", forward), ("forward_backward", forward_backward)):
+                start = time.perf_counter()
+                jax.block_until_ready(fn(*args))
+                rows[label][key].append(time.perf_counter() - start)
+    for row in rows.values():
+        for key, passes in (("forward", 1), ("forward_backward", 3)):
+            row[f"{key}_ms"] = 1e3 * statistics.median(row.pop(key))
+            row[f"{key}_gflops"] = passes * shape.flops / row[f"{key}_ms"] / 1e6
+    return list(rows.values())
+
+
+def _picked(shape: ConvShape, impl: str, layout: str) -> str:
+    if impl != "auto":
+        return impl
+    return conv_impl(
+        jax.default_backend(),
+        x_shape=(shape.batch, shape.in_channels, shape.size, shape.size),
+        out_channels=shape.out_channels,
+        kernel=(shape.kernel, shape.kernel),
+        groups=1,
+    )
+
+
+def run(shapes: Sequence[ConvShape] = STANDARD_SHAPES, impls: Sequence[str] | None = None, repeats: int = 5,
+        with_torch: bool | None = None, progress: Callable[[str], None] = print) -> dict:  # fmt: skip
+    """Benchmarks ``shapes``; returns ``{"device", "matmul_gflops", "rows"}`` (one row per shape x impl).
+
+    ``impls`` filters the candidates by impl name (``"xla"``, ``"manual"``, ``"im2col"``,
+    ``"shift_add"``, ``"auto"``, ``"torch"``); xla NCHW always runs, as the reference.
+    """
+    wanted = set(impls) if impls is not None else None
+    candidates = [c for c in CANDIDATES if wanted is None or c[1] in wanted or c[0] == "xla NCHW"]
+    if with_torch is None:
+        with_torch = torch_available() and (wanted is None or "torch" in wanted)
+    peak = matmul_gflops()
+    progress(f"{jax.devices()[0].device_kind}: float32 matmul {peak:.0f} GFLOP/s")
+    rows = []
+    for shape in shapes:
+        progress(f"{shape.name} ({shape.describe()}) ...")
+        for row in bench_shape(shape, candidates, repeats, with_torch):
+            row["forward_backward_vs_xla"] = None
+            row["peak_fraction"] = row["forward_backward_gflops"] / peak
+            rows.append(row)
+        _ratios([r for r in rows if r["shape"] == shape.name])
+    return {"device": str(jax.devices()[0]), "backend": jax.default_backend(), "matmul_gflops": peak,
+            "repeats": repeats, "rows": rows}  # fmt: skip
+
+
+def _ratios(rows: list[dict]) -> None:
+    """Speed-ups of each row over xla NCHW and over torch (>1: faster), forward+backward."""
+    by_label = {r["impl"]: r for r in rows}
+    for row in rows:
+        for peer, key in (("xla NCHW", "speedup_vs_xla"), (TORCH, "speedup_vs_torch")):
+            other = by_label.get(peer)
+            row[key] = other["forward_backward_ms"] / row["forward_backward_ms"] if other else None
+        row.pop("forward_backward_vs_xla", None)
+
+
+def format_table(result: dict) -> str:
+    """A plain-text table: one line per shape x implementation."""
+    head = (
+        f"{'shape':<15} {'impl':<15} {'runs':<10} {'fwd ms':>8} {'fwd+bwd ms':>11} {'GFLOP/s':>8} "
+        f"{'% peak':>7} {'vs xla':>7} {'vs torch':>8} {'compile s':>9} {'rel err':>8} {'bf16 err':>8}"
+    )
+    lines = [
+        f"device {result['device']}, matmul {result['matmul_gflops']:.0f} GFLOP/s, median of "
+        f"{result['repeats']}, forward+backward = grads wrt input and weight",
+        head,
+    ]
+
+    def num(value: float | None, fmt: str) -> str:
+        return "" if value is None else format(value, fmt)
+
+    for r in result["rows"]:
+        lines.append(
+            f"{r['shape']:<15} {r['impl']:<15} {r['runs']:<10} {r['forward_ms']:>8.1f} "
+            f"{r['forward_backward_ms']:>11.1f} {r['forward_backward_gflops']:>8.1f} "
+            f"{100 * r['peak_fraction']:>6.1f}% {num(r['speedup_vs_xla'], '.2f'):>7} "
+            f"{num(r['speedup_vs_torch'], '.2f'):>8} {num(r.get('compile_s'), '.2f'):>9} "
+            f"{num(r.get('max_rel_err_f32'), '.0e'):>8} {num(r.get('max_rel_err_bf16'), '.0e'):>8}"
+        )
+    return "\n".join(lines)
+
+
+def write(result: dict, out: str | Path) -> list[Path]:
+    """Writes ``bench.json``, ``bench.csv`` and ``bench.png`` (fwd+bwd ms per shape) under ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "bench.json", out / "bench.csv", out / "bench.png"]
+    paths[0].write_text(json.dumps(result, indent=2))
+    first = ["shape", "impl", "runs", "layer"]
+    fields = first + sorted({k for r in result["rows"] for k in r} - set(first))
+    with paths[1].open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(result["rows"])
+    shapes = list(dict.fromkeys(r["shape"] for r in result["rows"]))
+    labels = list(dict.fromkeys(r["impl"] for r in result["rows"]))
+    fig, axes = plt.subplots(1, len(shapes), figsize=(3.2 * len(shapes), 3.6), squeeze=False)
+    for ax, shape in zip(axes[0], shapes, strict=True):
+        rows = {r["impl"]: r for r in result["rows"] if r["shape"] == shape}
+        present = [label for label in labels if label in rows]
+        ax.barh(present, [rows[label]["forward_backward_ms"] for label in present], color="tab:blue")
+        ax.invert_yaxis()
+        ax.set_title(shape, fontsize=9)
+        ax.set_xlabel("fwd+bwd ms (lower is faster)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(f"jaxconv bench on {result['device']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(paths[2], dpi=110)
+    plt.close(fig)
+    return paths

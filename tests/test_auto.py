@@ -1,0 +1,77 @@
+"""impl="auto": the rule picks an implementation per shape and backend, and runs exactly that one."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxconv as jc
+from jaxconv import auto
+
+LENET = dict(out_channels=6, kernel=(5, 5), groups=1)
+
+
+@pytest.mark.parametrize(
+    ("backend", "x_shape", "kernel", "groups", "expected"),
+    [
+        ("cpu", (256, 1, 28, 28), (5, 5), 1, "shift_add"),  # few input channels
+        ("cpu", (256, 6, 14, 14), (5, 5), 1, "xla"),  # shallow contraction, 150
+        ("cpu", (32, 64, 56, 56), (3, 3), 1, "im2col"),  # deep contraction, 576
+        ("cpu", (32, 256, 56, 56), (1, 1), 1, "im2col"),
+        ("cpu", (32, 64, 56, 56), (3, 3), 2, "xla"),  # groups: unmeasured
+        ("cpu", (4096, 512, 64, 64), (3, 3), 1, "xla"),  # the patch matrix would be 300 GB
+        ("gpu", (256, 1, 28, 28), (5, 5), 1, "xla"),
+        ("tpu", (32, 64, 56, 56), (3, 3), 1, "xla"),
+    ],
+)
+def test_conv_rule(backend, x_shape, kernel, groups, expected):
+    assert auto.conv_impl(backend, x_shape=x_shape, out_channels=8, kernel=kernel, groups=groups) == expected
+
+
+def test_pool_rule_uses_taps_only_for_tiling_windows_on_cpu():
+    tiled = dict(input_hw=(28, 28), window=(2, 2), stride=(2, 2), pads=((0, 0), (0, 0)))
+    assert auto.pool_impl("cpu", **tiled) == "shift_add"
+    assert auto.pool_impl("gpu", **tiled) == "xla"
+    assert auto.pool_impl("cpu", **dict(tiled, input_hw=(27, 28))) == "xla"
+    assert auto.pool_impl("cpu", **dict(tiled, stride=(1, 1))) == "xla"
+
+
+@pytest.mark.parametrize("c", [1, 6, 64])
+def test_auto_runs_exactly_the_impl_it_picks(c):
+    x = jax.random.normal(jax.random.key(0), (2, c, 9, 9))
+    w = jax.random.normal(jax.random.key(1), (4, c, 3, 3)) if c < 64 else jnp.ones((4, c, 5, 5)) / c
+    picked = auto.conv_impl(
+        jax.default_backend(), x_shape=x.shape, out_channels=4, kernel=w.shape[2:], groups=1, output_hw=(7, 7)
+    )
+    y = jc.conv2d(x, w, impl="auto")
+    np.testing.assert_array_equal(y, jc.conv2d(x, w, impl=picked))
+    np.testing.assert_allclose(y, jc.conv2d(x, w, impl="xla"), rtol=1e-5, atol=1e-5)
+
+
+def test_auto_follows_the_backend(monkeypatch):
+    x = jax.random.normal(jax.random.key(0), (2, 1, 8, 8))
+    w = jax.random.normal(jax.random.key(1), (3, 1, 3, 3))
+    seen = []
+    real = auto.conv_impl
+
+    def spy(backend, **kwargs):
+        seen.append(real(backend, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr("jaxconv.conv.conv_impl", spy)
+    monkeypatch.setattr("jaxconv.conv.jax.default_backend", lambda: "tpu")
+    jc.conv2d(x, w)
+    monkeypatch.setattr("jaxconv.conv.jax.default_backend", lambda: "cpu")
+    jc.conv2d(x, w)
+    assert seen == ["xla", "shift_add"]
+
+
+def test_auto_is_the_default_everywhere():
+    import inspect
+
+    from jaxconv.nn import AvgPool2D, Conv2D, LeNet
+    from jaxconv.train import TrainConfig
+
+    for fn in (jc.conv2d, jc.max_pool2d, jc.avg_pool2d, jc.corr2d, jc.corr2d_multi_in_out):
+        assert inspect.signature(fn).parameters["impl"].default == "auto", fn.__name__
+    assert Conv2D(1, 3).impl == AvgPool2D(2).impl == LeNet().impl == TrainConfig().impl == "auto"

@@ -1,0 +1,68 @@
+"""The benchmark harness: shapes parse and validate, every contestant runs and agrees, files are written."""
+
+import json
+
+import pytest
+
+import jaxconv as jc
+from jaxconv import bench
+from jaxconv.cli import main
+
+
+def test_shape_parsing_and_flops():
+    shape = bench.ConvShape.parse("256,6,16,14,5")
+    assert (shape.batch, shape.in_channels, shape.out_channels, shape.size, shape.kernel) == (
+        256,
+        6,
+        16,
+        14,
+        5,
+    )
+    assert shape.output_size == 10
+    assert shape.flops == 2 * 256 * 16 * 10 * 10 * 6 * 25
+    assert bench.ConvShape.parse("8,3,4,12,3,1,2").output_size == 6
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("256,6,16", r"N,C,O,H,K"),
+        ("256,6,16,14,x", r"integers"),
+        ("1,1,1,4,5", r"larger than the padded input"),
+        ("0,1,1,4,3", r"batch must be an int >= 1"),
+    ],
+)
+def test_bad_shapes_are_refused(text, match):
+    with pytest.raises(ValueError, match=match):
+        bench.ConvShape.parse(text)
+
+
+def test_run_times_every_contestant_and_they_agree(tmp_path):
+    result = bench.run([bench.ConvShape("tiny", 2, 3, 4, 8, 3, 1)], repeats=1, with_torch=False,
+                       progress=lambda _: None)  # fmt: skip
+    labels = [r["impl"] for r in result["rows"]]
+    assert labels == [label for label, _, _ in bench.CANDIDATES]
+    for row in result["rows"]:
+        assert row["forward_ms"] > 0 and row["forward_backward_ms"] > 0
+        assert row["max_rel_err_f32"] < 1e-5, row
+        assert row["max_rel_err_bf16"] < 3e-2, row
+    assert result["rows"][0]["speedup_vs_xla"] == 1.0
+    assert {r["runs"] for r in result["rows"] if r["impl"] == "auto NCHW"} <= set(jc.IMPLS)
+    table = bench.format_table(result)
+    assert "im2col NHWC" in table and "tiny" in table
+    paths = bench.write(result, tmp_path)
+    assert json.loads(paths[0].read_text())["rows"][0]["shape"] == "tiny"
+    assert paths[1].read_text().startswith("shape,impl,")
+    assert paths[2].stat().st_size > 1000
+
+
+def test_cli_bench(tmp_path, capsys):
+    assert (
+        main(["bench", "--shape", "2,2,3,6,3", "--impls", "im2col", "--repeats", "1", "--out", str(tmp_path)])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "im2col NHWC" in out and "shift_add" not in out.split("shape")[-1]
+    assert (tmp_path / "bench.csv").exists()
+    assert main(["bench", "--impls", "cudnn"]) == 1
+    assert "--impls must name some of" in capsys.readouterr().err

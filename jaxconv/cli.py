@@ -39,6 +39,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="output folder (default runs/lenet-VARIANT)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.msgpack")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    dist = p.add_argument_group("scale-out", "data parallelism over devices and hosts (see README)")
+    dist.add_argument("--devices", type=int, default=None,
+                      help="train data-parallel over this many devices (default: all JAX sees)")  # fmt: skip
+    dist.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                      help="multi-host: process 0's address (or 'auto' on TPU pods / SLURM)")  # fmt: skip
+    dist.add_argument("--num-processes", type=int, default=None, help="multi-host: number of processes")
+    dist.add_argument("--process-id", type=int, default=None, help="multi-host: this process's rank")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,11 +98,19 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from jaxconv import distributed
     from jaxconv.data import DataNotFoundError
     from jaxconv.train import DivergenceError, TrainConfig, train_and_evaluate
 
     options = vars(args).copy()
     del options["command"]
+    try:  # before anything starts a JAX backend
+        distributed.initialize(
+            options.pop("coordinator"), options.pop("num_processes"), options.pop("process_id")
+        )
+    except ValueError as e:
+        print(f"jaxconv train: {e}", file=sys.stderr)
+        return 1
     options["progress"] = not options.pop("no_progress")
     options["out"] = options["out"] or f"runs/lenet-{args.variant}"
     try:

@@ -21,7 +21,7 @@ from flax import struct
 from flax.training import train_state
 from tqdm.auto import tqdm
 
-from jaxconv import checkpoint
+from jaxconv import checkpoint, distributed
 from jaxconv._checks import IMPL_CHOICES, LAYOUTS
 from jaxconv.curves import plot_history
 from jaxconv.data import FashionMNIST, batch_indices, load_fashion_mnist
@@ -30,7 +30,7 @@ from jaxconv.nn.lenet import VARIANTS, LeNet
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 # Fields that may change between a run and its resumption.
-RESUMABLE = ("epochs", "resume", "progress", "data_dir", "out")
+RESUMABLE = ("epochs", "resume", "progress", "data_dir", "out", "devices")
 CHECK_EVERY = 50  # steps between checks for a diverged (NaN/inf) loss
 
 
@@ -58,6 +58,7 @@ class TrainConfig:
     out: str = "runs/lenet"
     resume: bool = False
     progress: bool = True
+    devices: int | None = None  # data-parallel over this many devices (None: all JAX sees)
 
     def __post_init__(self) -> None:
         for name, choices in (("variant", VARIANTS), ("impl", IMPL_CHOICES), ("layout", LAYOUTS),
@@ -67,7 +68,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig: {name} must be an int >= 1, got {getattr(self, name)!r}")
-        for name in ("limit_train", "limit_test"):
+        for name in ("limit_train", "limit_test", "devices"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig: {name} must be None or >= 1, got {getattr(self, name)!r}")
         if not 0 < self.lr < float("inf"):
@@ -176,6 +177,14 @@ def train_step_at(
     return train_step(state, (images[idx], labels[idx]))
 
 
+@jax.jit
+def eval_step_at(
+    state: TrainState, images: jax.Array, labels: jax.Array, idx: jax.Array
+) -> dict[str, jax.Array]:
+    """:func:`eval_step` on the rows ``idx`` of a device-resident set."""
+    return eval_step(state, (images[idx], labels[idx]))
+
+
 def _summed(metrics: list[dict[str, jax.Array]]) -> dict[str, float]:
     total = jax.device_get(jax.tree.map(lambda *m: jnp.stack(m).sum(), *metrics))
     return {
@@ -185,11 +194,21 @@ def _summed(metrics: list[dict[str, jax.Array]]) -> dict[str, float]:
 
 
 def evaluate(state: TrainState, images: jax.Array, labels: jax.Array, batch_size: int) -> dict[str, float]:
+    """Loss and accuracy over a device-resident set, in batches split over the state's mesh."""
+    mesh = _mesh_of(state)
+    n = images.shape[0]
     metrics = [
-        eval_step(state, (images[i : i + batch_size], labels[i : i + batch_size]))
-        for i in range(0, images.shape[0], batch_size)
+        eval_step_at(state, images, labels, distributed.put_batch(np.arange(i, min(i + batch_size, n)), mesh))
+        for i in range(0, n, batch_size)
     ]
     return _summed(metrics)
+
+
+def _mesh_of(state: TrainState) -> jax.sharding.Mesh:
+    sharding = jax.tree.leaves(state.params)[0].sharding
+    if not isinstance(sharding, jax.sharding.NamedSharding):
+        raise ValueError("evaluate: the state must be placed on a mesh (distributed.put_replicated)")
+    return sharding.mesh
 
 
 def _check_finite(losses: list[jax.Array], epoch: int, first_step: int, out: Path, last_good: int) -> None:
@@ -209,19 +228,26 @@ def _check_finite(losses: list[jax.Array], epoch: int, first_step: int, out: Pat
         )
 
 
-def _compile(state: TrainState, n_train: int, batch_size: int, n_test: int, eval_batch_size: int) -> float:
+def _batch_rows(n: int, batch_size: int) -> set[int]:
+    """The batch sizes an epoch over ``n`` examples produces: full batches and the remainder."""
+    return {min(batch_size, n), n % batch_size} - {0}
+
+
+def _compile(state: TrainState, train: tuple[jax.Array, jax.Array], test: tuple[jax.Array, jax.Array],
+             batch_size: int, eval_batch_size: int) -> float:  # fmt: skip
     """Compiles the steps for every batch shape they will see, so epoch timings exclude compilation.
 
     Returns the seconds it took. ``jit``'s cache keeps the executables for the loop's calls.
     """
     start = time.perf_counter()
-    images = jax.ShapeDtypeStruct((n_train, 28, 28), jnp.uint8)
-    labels = jax.ShapeDtypeStruct((n_train,), jnp.int32)
-    for rows in {min(batch_size, n_train), n_train % batch_size} - {0}:
-        train_step_at.lower(state, images, labels, jax.ShapeDtypeStruct((rows,), jnp.int32)).compile()
-    for rows in {min(eval_batch_size, n_test), n_test % eval_batch_size} - {0}:
-        batch = (jax.ShapeDtypeStruct((rows, 28, 28), jnp.uint8), jax.ShapeDtypeStruct((rows,), jnp.int32))
-        eval_step.lower(state, batch).compile()
+    sharding = distributed.batch_sharding(_mesh_of(state))
+    for step, (images, labels), size in (
+        (train_step_at, train, batch_size),
+        (eval_step_at, test, eval_batch_size),
+    ):
+        for rows in _batch_rows(images.shape[0], size):
+            idx = jax.ShapeDtypeStruct((rows,), jnp.int32, sharding=sharding)
+            step.lower(state, images, labels, idx).compile()
     return time.perf_counter() - start
 
 
@@ -235,11 +261,22 @@ def train_and_evaluate(config: TrainConfig, data: FashionMNIST | None = None) ->
     """
     data = data or load_fashion_mnist(config.data_dir)
     out = Path(config.out)
-    train_x = jax.device_put(data.train_images[: config.limit_train])
-    train_y = jax.device_put(data.train_labels[: config.limit_train].astype(np.int32))
-    test_x = jax.device_put(data.test_images[: config.limit_test])
-    test_y = jax.device_put(data.test_labels[: config.limit_test].astype(np.int32))
-    n_train = train_x.shape[0]
+    mesh = distributed.make_mesh(config.devices)
+    # The datasets are small (47 MB): a copy on every device, so a step only gathers its rows.
+    train_x, train_y, test_x, test_y = (
+        distributed.put_replicated(a, mesh)
+        for a in (
+            data.train_images[: config.limit_train],
+            data.train_labels[: config.limit_train].astype(np.int32),
+            data.test_images[: config.limit_test],
+            data.test_labels[: config.limit_test].astype(np.int32),
+        )
+    )
+    n_train, n_test = train_x.shape[0], test_x.shape[0]
+    distributed.check_divisible(
+        mesh, **{f"training batch of {r}": r for r in _batch_rows(n_train, config.batch_size)},
+        **{f"test batch of {r}": r for r in _batch_rows(n_test, config.eval_batch_size)},
+    )  # fmt: skip
     steps_per_epoch = -(-n_train // config.batch_size)
     state = create_train_state(config, steps_per_epoch)
     config_dict = dataclasses.asdict(config)
@@ -253,15 +290,25 @@ def train_and_evaluate(config: TrainConfig, data: FashionMNIST | None = None) ->
         if changed:
             raise ValueError(f"train: --resume with a different config than the checkpoint's: {changed}")
 
-    compile_seconds = _compile(state, n_train, config.batch_size, test_x.shape[0], config.eval_batch_size)
-    print(f"compiled train and eval steps in {compile_seconds:.2f} s", flush=True)
+    state = jax.tree.map(lambda a: distributed.put_replicated(np.asarray(a), mesh), state)
+    main = distributed.is_main_process()
+
+    def say(line: str) -> None:  # one process speaks for all
+        if main:
+            print(line, flush=True)
+
+    compile_seconds = _compile(state, (train_x, train_y), (test_x, test_y), config.batch_size,
+                               config.eval_batch_size)  # fmt: skip
+    say(f"compiled train and eval steps in {compile_seconds:.2f} s on {mesh.size} device(s)")
     for epoch in range(done + 1, config.epochs + 1):
         start, first_step = time.perf_counter(), int(state.step)
         metrics = []
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", disable=not config.progress,
-                   leave=False, unit="step")  # fmt: skip
+        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", leave=False, unit="step",
+                   disable=not (config.progress and main))  # fmt: skip
         for i, idx in enumerate(batch_indices(n_train, config.batch_size, config.seed, epoch), start=1):
-            state, m = train_step_at(state, train_x, train_y, idx)
+            state, m = train_step_at(
+                state, train_x, train_y, distributed.put_batch(idx.astype(np.int32), mesh)
+            )
             metrics.append(m)
             bar.update()
             if i % CHECK_EVERY == 0 or i == steps_per_epoch:  # a device sync, so not every step
@@ -275,19 +322,24 @@ def train_and_evaluate(config: TrainConfig, data: FashionMNIST | None = None) ->
             "test_loss": test["loss"], "images_per_second": n_train / train_seconds,
             "epoch_seconds": time.perf_counter() - start,
         })  # fmt: skip
-        checkpoint.save(out / "checkpoint.msgpack", state, epoch=epoch, history=history, config=config_dict)
+        if main:
+            checkpoint.save(out / "checkpoint.msgpack", jax.device_get(state), epoch=epoch, history=history,
+                            config=config_dict)  # fmt: skip
         done = epoch
         h = history[-1]
-        print(f"epoch {epoch:>2}: loss {h['train_loss']:.3f}, train acc {h['train_acc']:.3f}, "
-              f"test acc {h['test_acc']:.3f}, {h['images_per_second']:,.0f} img/s, "
-              f"{h['epoch_seconds']:.1f} s",
-              flush=True)  # fmt: skip
+        say(
+            f"epoch {epoch:>2}: loss {h['train_loss']:.3f}, train acc {h['train_acc']:.3f}, "
+            f"test acc {h['test_acc']:.3f}, {h['images_per_second']:,.0f} img/s, {h['epoch_seconds']:.1f} s"
+        )
     run = {
         "config": config_dict,
         "compile_seconds": compile_seconds,
-        "devices": str(jax.devices()),
+        "devices": [str(d) for d in mesh.devices.flat],
+        "processes": jax.process_count(),
         "epochs": history,
     }
+    if not main:
+        return history
     (out / "history.json").write_text(json.dumps(run, indent=2))
     if history:
         plot_history(

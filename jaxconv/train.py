@@ -206,7 +206,9 @@ def evaluate(state: TrainState, images: jax.Array, labels: jax.Array, batch_size
 
 def _mesh_of(state: TrainState) -> jax.sharding.Mesh:
     sharding = jax.tree.leaves(state.params)[0].sharding
-    if not isinstance(sharding, jax.sharding.NamedSharding):
+    if not isinstance(sharding, jax.sharding.NamedSharding) or not isinstance(
+        sharding.mesh, jax.sharding.Mesh
+    ):
         raise ValueError("evaluate: the state must be placed on a mesh (distributed.put_replicated)")
     return sharding.mesh
 

@@ -1,7 +1,8 @@
-"""The reader's one-screen race: the same layer and the same LeNet through impl="xla" and "manual".
+"""The reader's one-screen race: the same layer and the same LeNet through every ``impl``.
 
-Same numbers (max difference) and how fast (median time per call after compilation, calls
-interleaved xla/manual so drift on a shared machine hits both). The full harness is a later issue.
+xla, the book's vmapped manual definition, im2col, shift-and-add and auto: same numbers (max
+difference from xla) and how fast (median time per call after compilation, calls interleaved so
+drift on a shared machine hits all alike). The full harness over many shapes is ``jaxconv bench``.
 """
 
 from __future__ import annotations
@@ -62,28 +63,39 @@ def run(out: Path, fast: bool = False) -> dict:
         ("LeNet conv2 layer (N,6->16,14x14,k5)", layer, (x, w)),
         ("LeNet", lenet, (params,)),
     ):
-        (fx, bx), (fm, bm) = build("xla"), build("manual")
+        built = {impl: build(impl) for impl in jc.IMPL_CHOICES}
+        fx, bx = built["xla"]
 
         def rel(a, b):  # max |a - b| relative to max |a|
             return float(jnp.abs(a - b).max() / jnp.abs(a).max())
 
-        diff_f = rel(fx(*args), fm(*args))
-        grads = zip(jax.tree.leaves(bx(*args)), jax.tree.leaves(bm(*args)), strict=True)
-        diff_b = max(rel(a, b) for a, b in grads)
-        calls = {"xla fwd": fx, "manual fwd": fm, "xla fwd+bwd": bx, "manual fwd+bwd": bm}
+        diffs = {}
+        for impl, (f, b) in built.items():
+            grads = zip(jax.tree.leaves(bx(*args)), jax.tree.leaves(b(*args)), strict=True)
+            diffs[impl] = (rel(fx(*args), f(*args)), max(rel(a, b) for a, b in grads))
+        calls = {
+            f"{impl} {kind}": fn
+            for impl, pair in built.items()
+            for kind, fn in zip(("fwd", "fwd+bwd"), pair, strict=True)
+        }
         t = _race({name: partial(fn, *args) for name, fn in calls.items()}, repeats)
         numbers[what] = {
-            "max_diff_forward": diff_f,
-            "max_diff_gradient": diff_b,
+            "max_diff_forward": max(d[0] for d in diffs.values()),
+            "max_diff_gradient": max(d[1] for d in diffs.values()),
+            "max_diff_by_impl": diffs,
             "ms": {k: v * 1e3 for k, v in t.items()},
         }
         rows.append((what, t))
-        print(f"{what}, batch {n}: max relative |xla - manual| forward {diff_f:.1e}, gradients {diff_b:.1e}")
+        print(f"{what}, batch {n}: max relative difference from xla, forward / gradients:")
+        print("   " + ", ".join(f"{impl} {f:.0e} / {b:.0e}" for impl, (f, b) in diffs.items()))
         print("   " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in t.items()))
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, (what, t) in zip(axes, rows, strict=True):
-        ax.barh(list(t), [v * 1e3 for v in t.values()], color=["tab:blue", "tab:orange"] * 2)
+        ax.barh(
+            list(t), [v * 1e3 for v in t.values()], color=["tab:blue", "tab:orange"] * len(jc.IMPL_CHOICES)
+        )
+        ax.invert_yaxis()
         ax.set_xlabel("ms per call (median)")
         ax.set_title(f"{what}, batch {n}", fontsize=9)
     return save(out, "manual_vs_xla", numbers, fig)

@@ -1,7 +1,8 @@
 """jaxconv: the convolution chapter of *Dive into Deep Learning*, in JAX, two ways.
 
-``import jaxconv as jc``; every op takes ``impl="xla"`` (XLA's fused op) or ``impl="manual"``
-(the book's definition, vmapped by hand).
+``import jaxconv as jc``; every op takes ``impl="auto"`` (default: the fastest for the shape and
+backend), ``"xla"`` (XLA's fused op), ``"manual"`` (the book's definition, vmapped by hand),
+``"im2col"`` or ``"shift_add"`` (hand-written, built on the kernel's taps).
 """
 
 from jaxconv._checks import IMPL_CHOICES as IMPL_CHOICES
@@ -17,7 +18,9 @@ from jaxconv.pool import max_pool2d as max_pool2d
 from jaxconv.pool import pool2d as pool2d
 from jaxconv.shapes import ReceptiveField as ReceptiveField
 from jaxconv.shapes import conv_output_shape as conv_output_shape
+from jaxconv.shapes import conv_transpose_output_shape as conv_transpose_output_shape
 from jaxconv.shapes import pool_output_shape as pool_output_shape
 from jaxconv.shapes import receptive_field as receptive_field
+from jaxconv.transpose import conv_transpose2d as conv_transpose2d
 
 __version__ = "0.1.0"

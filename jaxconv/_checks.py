@@ -12,9 +12,19 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 Pair = tuple[int, int]
 PadPairs = tuple[Pair, Pair]
+# What the cores accept as lax's ``precision=``: None (the backend's default) or a lax.Precision.
+Precision = lax.Precision | None
+PRECISIONS = {
+    None: None,
+    "default": lax.Precision.DEFAULT,
+    "high": lax.Precision.HIGH,
+    "highest": lax.Precision.HIGHEST,
+}
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 # The concrete implementations, and the choices a user may pass ("auto" picks one per shape and backend).
 IMPLS = ("xla", "manual", "im2col", "shift_add")
@@ -84,3 +94,19 @@ def to_pair(fn: str, name: str, value: object, minimum: int) -> Pair:
     if min(pair) < minimum:
         raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value!r}")
     return pair
+
+
+def check_precision(fn: str, precision: object) -> Precision:
+    """``None``, ``"default"``/``"high"``/``"highest"`` or a ``lax.Precision`` -> a ``lax.Precision`` or None.
+
+    On GPU, ``None``/``"default"`` may run float32 convolutions in TF32 (about 1e-3 relative error);
+    ``"highest"`` asks for full float32. CPUs compute float32 at every setting.
+    """
+    if isinstance(precision, lax.Precision):
+        return precision
+    if (precision is None or isinstance(precision, str)) and precision in PRECISIONS:
+        return PRECISIONS[precision]
+    raise ValueError(
+        f"{fn}: precision must be None, 'default', 'high', 'highest' or a jax.lax.Precision, "
+        f"got {precision!r}"
+    )

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
+from jax import lax
 
 from jaxconv._checks import (
     IMPL_CHOICES,
     LAYOUTS,
+    PADDING_MODES,
+    PadPairs,
     Pair,
     check_array,
     check_choice,
     check_int,
+    check_precision,
     check_same_dtype,
     to_pair,
 )
@@ -29,6 +34,8 @@ def conv2d(
     padding: Padding = 0,
     dilation: int | Pair = 1,
     groups: int = 1,
+    padding_mode: str = "zeros",
+    precision: str | lax.Precision | None = None,
     layout: str = "NCHW",
     impl: str = "auto",
 ) -> jax.Array:
@@ -45,6 +52,11 @@ def conv2d(
         where an odd total padding puts the extra row/column at the bottom/right.
       dilation: int or pair, >= 1: spacing between kernel taps.
       groups: split channels into this many independent groups; ``C`` and ``O`` divisible by it.
+      padding_mode: what the padding holds, PyTorch's names: ``"zeros"`` (default), ``"reflect"``
+        (mirrored without the edge, each pad < the input size), ``"replicate"`` (the edge
+        repeated) or ``"circular"`` (wrapped around, each pad <= the input size).
+      precision: ``None`` (the backend's default; on GPU that can be TF32 for float32),
+        ``"default"``, ``"high"``, ``"highest"`` or a ``jax.lax.Precision``; every impl honours it.
       layout: ``"NCHW"`` (default, the book's) or ``"NHWC"``.
       impl: ``"auto"`` (default: the fastest for the shape and backend, see :mod:`jaxconv.auto`),
         ``"xla"`` (``lax.conv_general_dilated``), ``"manual"`` (the book's vmapped definition),
@@ -76,6 +88,8 @@ def conv2d(
         bias = check_array(fn, "bias", bias, (1,))
     check_same_dtype(fn, x=x, weight=weight, bias=bias)
     groups = check_int(fn, "groups", groups, minimum=1)
+    padding_mode = check_choice(fn, "padding_mode", padding_mode, PADDING_MODES)
+    lax_precision = check_precision(fn, precision)
     stride_hw = to_pair(fn, "stride", stride, minimum=1)
     dilation_hw = to_pair(fn, "dilation", dilation, minimum=1)
 
@@ -100,6 +114,9 @@ def conv2d(
     kernel_eff = effective_kernel(kernel_hw, dilation_hw)
     pads = resolve_padding(fn, padding, input_hw, kernel_eff, stride_hw)
     output_hw = output_size(fn, input_hw, kernel_eff, pads, stride_hw)
+    if padding_mode != "zeros":
+        xb = pad_spatial(fn, xb, pads, padding_mode, layout)
+        pads = ((0, 0), (0, 0))
     if impl == "auto":
         impl = conv_impl(
             jax.default_backend(),
@@ -119,5 +136,27 @@ def conv2d(
         dilation=dilation_hw,
         groups=groups,
         layout=layout,
+        precision=lax_precision,
     )
     return y if batched else y[0]
+
+
+_JNP_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def pad_spatial(fn: str, x: jax.Array, pads: PadPairs, mode: str, layout: str) -> jax.Array:
+    """Pads the spatial axes of a batched ``x`` by ``pads`` in PyTorch's ``padding_mode`` ``mode``.
+
+    Refuses what PyTorch refuses: reflect pads as large as the input, circular pads larger than it.
+    """
+    hw = spatial_of(x.shape, layout)
+    for axis, n, (lo, hi) in zip("HW", hw, pads, strict=True):
+        too_big = max(lo, hi) >= n if mode == "reflect" else max(lo, hi) > n if mode == "circular" else False
+        if too_big:
+            limit = "smaller than" if mode == "reflect" else "at most"
+            raise ValueError(
+                f"{fn}: {mode} padding {(lo, hi)} along {axis} must be {limit} the input size {n} "
+                f"(x: {tuple(x.shape)}, layout {layout})"
+            )
+    spatial = [(0, 0), *pads, (0, 0)] if layout == "NHWC" else [(0, 0), (0, 0), *pads]
+    return jnp.pad(x, spatial, mode=_JNP_PAD_MODES[mode])

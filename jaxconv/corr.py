@@ -25,6 +25,7 @@ from jaxconv._checks import (
     IMPL_CHOICES,
     PadPairs,
     Pair,
+    Precision,
     accumulation_dtype,
     check_array,
     check_choice,
@@ -39,8 +40,9 @@ from jaxconv.taps import conv2d_im2col, conv2d_shift_add
 
 
 def _window_dot(
-    x: jax.Array, k: jax.Array, i: jax.Array, j: jax.Array, *, stride: Pair, dilation: Pair
-) -> jax.Array:
+    x: jax.Array, k: jax.Array, i: jax.Array, j: jax.Array, *, stride: Pair, dilation: Pair,
+    precision: Precision = None,
+) -> jax.Array:  # fmt: skip
     """``Y[i, j]``: the window of ``x (H, W)`` at output position ``(i, j)`` dotted with ``k``.
 
     Written as a dot product rather than ``(window * k).sum()`` so that ``vmap`` over output
@@ -50,32 +52,39 @@ def _window_dot(
     extent = effective_kernel(k.shape, dilation)
     window = lax.dynamic_slice(x, (i * stride[0], j * stride[1]), extent)
     window = window[:: dilation[0], :: dilation[1]]
-    return jnp.tensordot(window, k, axes=2, preferred_element_type=accumulation_dtype(x.dtype))
+    acc = accumulation_dtype(x.dtype)
+    return jnp.tensordot(window, k, axes=2, precision=precision, preferred_element_type=acc)
 
 
-def corr2d_manual(x: jax.Array, k: jax.Array, *, stride: Pair, dilation: Pair) -> jax.Array:
+def corr2d_manual(
+    x: jax.Array, k: jax.Array, *, stride: Pair, dilation: Pair, precision: Precision = None
+) -> jax.Array:
     """``x (H, W)`` (already padded), ``k (kh, kw)`` -> ``(OH, OW)``, vmapped over positions."""
     oh, ow = output_size("corr2d", x.shape, effective_kernel(k.shape, dilation), ((0, 0),) * 2, stride)
-    at = partial(_window_dot, x, k, stride=stride, dilation=dilation)
+    at = partial(_window_dot, x, k, stride=stride, dilation=dilation, precision=precision)
     along_row = jax.vmap(at, in_axes=(None, 0))
     return jax.vmap(along_row, in_axes=(0, None))(jnp.arange(oh), jnp.arange(ow))
 
 
-def corr2d_multi_in_manual(x: jax.Array, k: jax.Array, *, stride: Pair, dilation: Pair) -> jax.Array:
+def corr2d_multi_in_manual(
+    x: jax.Array, k: jax.Array, *, stride: Pair, dilation: Pair, precision: Precision = None
+) -> jax.Array:
     """``x (C, H, W)``, ``k (C, kh, kw)`` -> ``(OH, OW)``: one map per channel, then summed."""
-    per_channel = jax.vmap(partial(corr2d_manual, stride=stride, dilation=dilation))
+    per_channel = jax.vmap(partial(corr2d_manual, stride=stride, dilation=dilation, precision=precision))
     return per_channel(x, k).sum(axis=0)
 
 
-def corr2d_multi_in_out_manual(x: jax.Array, k: jax.Array, *, stride: Pair, dilation: Pair) -> jax.Array:
+def corr2d_multi_in_out_manual(
+    x: jax.Array, k: jax.Array, *, stride: Pair, dilation: Pair, precision: Precision = None
+) -> jax.Array:
     """``x (C, H, W)``, ``k (O, C, kh, kw)`` -> ``(O, OH, OW)``: one multi-input map per output."""
-    per_output = partial(corr2d_multi_in_manual, stride=stride, dilation=dilation)
+    per_output = partial(corr2d_multi_in_manual, stride=stride, dilation=dilation, precision=precision)
     return jax.vmap(per_output, in_axes=(None, 0))(x, k)
 
 
 # ---- the two batched cores behind conv2d ----------------------------------------------------
 
-_STATIC = ("stride", "pads", "dilation", "groups", "layout")
+_STATIC = ("stride", "pads", "dilation", "groups", "layout", "precision")
 
 
 @partial(jax.jit, static_argnames=_STATIC)
@@ -89,6 +98,7 @@ def conv2d_xla(
     dilation: Pair,
     groups: int,
     layout: str,
+    precision: Precision = None,
 ) -> jax.Array:
     """Batched convolution through ``lax.conv_general_dilated``; options already canonical."""
     y = lax.conv_general_dilated(
@@ -99,6 +109,7 @@ def conv2d_xla(
         rhs_dilation=dilation,
         dimension_numbers=dimension_numbers(layout),
         feature_group_count=groups,
+        precision=precision,
     )
     if b is not None:
         y = y + (b[None, :, None, None] if layout == "NCHW" else b[None, None, None, :])
@@ -116,6 +127,7 @@ def conv2d_manual(
     dilation: Pair,
     groups: int,
     layout: str,
+    precision: Precision = None,
 ) -> jax.Array:
     """Batched convolution from the book's definition: the vmapped window dot product.
 
@@ -128,7 +140,7 @@ def conv2d_manual(
     o, cpg, kh, kw = w.shape
     xg = x.reshape(n, groups, c // groups, h, wd)
     wg = w.reshape(groups, o // groups, cpg, kh, kw)
-    one_group = partial(corr2d_multi_in_out_manual, stride=stride, dilation=dilation)
+    one_group = partial(corr2d_multi_in_out_manual, stride=stride, dilation=dilation, precision=precision)
     per_group = jax.vmap(one_group, in_axes=(0, 0))
     y = jax.vmap(per_group, in_axes=(0, None))(xg, wg)
     y = y.reshape(n, o, *y.shape[-2:])

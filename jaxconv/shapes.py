@@ -121,6 +121,53 @@ def conv_output_shape(
     return output_size(fn, hw, k_eff, resolve_padding(fn, padding, hw, k_eff, s), s)
 
 
+def conv_transpose_output_shape(
+    input_hw: int | Sequence[int],
+    kernel_size: int | Sequence[int],
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] = 0,
+    output_padding: int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+) -> Pair:
+    """Spatial output shape of a transposed convolution (PyTorch's formula):
+    ``(n - 1) * s - 2 * p + d * (k - 1) + output_padding + 1``.
+
+    Inverts :func:`conv_output_shape` (int/pair padding): ``output_padding`` picks which of the
+    input sizes a stride > 1 maps to the same output size; it must be below ``max(stride, dilation)``.
+
+    Examples:
+      >>> conv_transpose_output_shape(4, 3, stride=2, padding=1)
+      (7, 7)
+      >>> conv_transpose_output_shape(4, 3, stride=2, padding=1, output_padding=1)
+      (8, 8)
+      >>> conv_output_shape(8, 3, stride=2, padding=1)
+      (4, 4)
+    """
+    fn = "conv_transpose_output_shape"
+    hw = to_pair(fn, "input_hw", input_hw, minimum=1)
+    k = to_pair(fn, "kernel_size", kernel_size, minimum=1)
+    s = to_pair(fn, "stride", stride, minimum=1)
+    p = to_pair(fn, "padding", padding, minimum=0)
+    op = to_pair(fn, "output_padding", output_padding, minimum=0)
+    d = to_pair(fn, "dilation", dilation, minimum=1)
+    out = []
+    for axis, n, ki, si, pi, opi, di in zip("HW", hw, k, s, p, op, d, strict=True):
+        if opi >= max(si, di):
+            raise ValueError(
+                f"{fn}: output_padding must be smaller than stride or dilation, got output_padding {op}, "
+                f"stride {s}, dilation {d}"
+            )
+        size = (n - 1) * si - 2 * pi + di * (ki - 1) + opi + 1
+        if size < 1:
+            raise ValueError(
+                f"{fn}: output size along {axis} would be {size} < 1 (input {hw}, kernel {k}, stride {s}, "
+                f"padding {p}, dilation {d}): padding too large"
+            )
+        out.append(size)
+    return (out[0], out[1])
+
+
 def check_pool_padding(fn: str, pads: PadPairs, kernel_hw: Pair) -> None:
     """PyTorch's rule: each side pads at most half the window, so no window is all padding."""
     for (lo, hi), k in zip(pads, kernel_hw, strict=True):

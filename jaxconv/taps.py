@@ -23,9 +23,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxconv._checks import PadPairs, Pair, accumulation_dtype
+from jaxconv._checks import PadPairs, Pair, Precision, accumulation_dtype
 
-_STATIC = ("stride", "pads", "dilation", "groups", "layout")
+_STATIC = ("stride", "pads", "dilation", "groups", "layout", "precision")
 
 
 def tap_slices(x: jax.Array, kernel: Pair, stride: Pair, dilation: Pair) -> list[jax.Array]:
@@ -82,6 +82,7 @@ def conv2d_im2col(
     dilation: Pair,
     groups: int,
     layout: str,
+    precision: Precision = None,
 ) -> jax.Array:
     """Batched convolution as patches times kernel; options already canonical (see ``conv2d``)."""
     dtype = x.dtype
@@ -93,13 +94,13 @@ def conv2d_im2col(
     n, oh, ow, c = taps[0].shape
     if groups == 1:
         patches = jnp.concatenate(taps, axis=-1).reshape(n * oh * ow, kh * kw * c)
-        y = jnp.dot(patches, w.reshape(kh * kw * c, o), preferred_element_type=acc)
+        y = jnp.dot(patches, w.reshape(kh * kw * c, o), precision=precision, preferred_element_type=acc)
     else:  # one matmul per group, batched: patches (M, G, T*Cg) x kernel (G, T*Cg, O/G)
         patches = jnp.stack(taps, axis=3).reshape(n * oh * ow, kh * kw, groups, cpg)
         patches = patches.transpose(0, 2, 1, 3).reshape(n * oh * ow, groups, kh * kw * cpg)
         kernel = w.reshape(kh * kw, cpg, groups, o // groups).transpose(2, 0, 1, 3)
         kernel = kernel.reshape(groups, kh * kw * cpg, o // groups)
-        y = jnp.einsum("mgk,gko->mgo", patches, kernel, preferred_element_type=acc)
+        y = jnp.einsum("mgk,gko->mgo", patches, kernel, precision=precision, preferred_element_type=acc)
     return _finish(y.reshape(n, oh, ow, o), b, dtype, layout)
 
 
@@ -114,6 +115,7 @@ def conv2d_shift_add(
     dilation: Pair,
     groups: int,
     layout: str,
+    precision: Precision = None,
 ) -> jax.Array:
     """Batched convolution as one small matmul per kernel tap, summed; options canonical."""
     dtype = x.dtype
@@ -126,7 +128,11 @@ def conv2d_shift_add(
         n, oh, ow, _ = view.shape
         tap = w[t // kw, t % kw].reshape(cpg, groups, o // groups)  # (Cg, G, O/G)
         term = jnp.einsum(
-            "nhwgc,cgo->nhwgo", view.reshape(n, oh, ow, groups, cpg), tap, preferred_element_type=acc
+            "nhwgc,cgo->nhwgo",
+            view.reshape(n, oh, ow, groups, cpg),
+            tap,
+            precision=precision,
+            preferred_element_type=acc,
         )
         y = term if y is None else y + term
     assert y is not None  # a kernel has at least one tap

@@ -41,7 +41,8 @@ class TrainConfig:
 
     variant: str = "classic"
     impl: str = "auto"
-    layout: str = "NCHW"
+    # Both layouts start from the same weights and compute the same function; NHWC is faster on CPU.
+    layout: str = "NHWC"
     batch_norm: bool = False
     epochs: int = 10
     batch_size: int = 256
@@ -243,13 +244,14 @@ def _compile(state: TrainState, train: tuple[jax.Array, jax.Array], test: tuple[
     """
     start = time.perf_counter()
     sharding = distributed.batch_sharding(_mesh_of(state))
-    for step, (images, labels), size in (
-        (train_step_at, train, batch_size),
-        (eval_step_at, test, eval_batch_size),
-    ):
-        for rows in _batch_rows(images.shape[0], size):
-            idx = jax.ShapeDtypeStruct((rows,), jnp.int32, sharding=sharding)
-            step.lower(state, images, labels, idx).compile()
+    steps = ((train_step_at, train, batch_size), (eval_step_at, test, eval_batch_size))
+    lowered = [
+        step.lower(state, images, labels, jax.ShapeDtypeStruct((rows,), jnp.int32, sharding=sharding))
+        for step, (images, labels), size in steps
+        for rows in _batch_rows(images.shape[0], size)
+    ]
+    for low in lowered:
+        low.compile()
     return time.perf_counter() - start
 
 

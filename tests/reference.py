@@ -111,3 +111,29 @@ def pool2d(x, mode, window, stride=None, padding=0, count_include_pad=True):
                     else:
                         y[bi, ci, i, j] = sum(vals) / (kh * kw if count_include_pad else len(vals))
     return y
+
+
+def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, dilation=1, groups=1):
+    """PyTorch's transposed convolution by its scatter definition, in float64: every input element
+    adds ``x * w`` into the output window it came from. ``w`` is ``(C_in, C_out/groups, kh, kw)``."""
+    x = np.asarray(x, np.float64)
+    w = np.asarray(w, np.float64)
+    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = (_pair(v) for v in (stride, padding, output_padding, dilation))
+    n, c, h, wd = x.shape
+    _, opg, kh, kw = w.shape
+    oh = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
+    ow = (wd - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
+    cpg = c // groups
+    y = np.zeros((n, opg * groups, oh, ow))
+    for ci in range(c):
+        g = ci // cpg
+        for i in range(h):
+            for j in range(wd):
+                for ki in range(kh):
+                    for kj in range(kw):
+                        r, q = i * sh - ph + ki * dh, j * sw - pw + kj * dw
+                        if 0 <= r < oh and 0 <= q < ow:
+                            y[:, g * opg : (g + 1) * opg, r, q] += x[:, ci, i, j, None] * w[ci, :, ki, kj]
+    if b is not None:
+        y += np.asarray(b, np.float64)[None, :, None, None]
+    return y

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import experiments
+import jaxconv as jc
 from jaxconv import data
 from jaxconv.cli import main
 
@@ -65,7 +66,9 @@ def test_manual_vs_xla(tmp_path):
     n = experiments.run("manual_vs_xla", tmp_path, fast=True)
     for what in ("LeNet conv2 layer (N,6->16,14x14,k5)", "LeNet"):
         assert n[what]["max_diff_forward"] < 1e-5 and n[what]["max_diff_gradient"] < 1e-4
-        assert set(n[what]["ms"]) == {"xla fwd", "manual fwd", "xla fwd+bwd", "manual fwd+bwd"}
+        assert set(n[what]["ms"]) == {
+            f"{impl} {kind}" for impl in jc.IMPL_CHOICES for kind in ("fwd", "fwd+bwd")
+        }
 
 
 @pytest.mark.skipif(

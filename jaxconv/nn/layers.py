@@ -12,6 +12,7 @@ from jaxconv._checks import Pair, to_pair
 from jaxconv.conv import conv2d
 from jaxconv.pool import avg_pool2d, max_pool2d
 from jaxconv.shapes import Padding
+from jaxconv.transpose import conv_transpose2d
 
 Initializer = Callable[..., jax.Array]
 
@@ -41,6 +42,8 @@ class Conv2D(nn.Module):
     dilation: int | Pair = 1
     groups: int = 1
     use_bias: bool = True
+    padding_mode: str = "zeros"
+    precision: str | None = None
     impl: str = "auto"
     layout: str = "NCHW"
     kernel_init: Initializer | None = None
@@ -75,6 +78,70 @@ class Conv2D(nn.Module):
             padding=self.padding,
             dilation=self.dilation,
             groups=self.groups,
+            padding_mode=self.padding_mode,
+            precision=self.precision,
+            layout=self.layout,
+            impl=self.impl,
+        )
+
+
+class ConvTranspose2D(nn.Module):
+    """A transposed convolution layer over :func:`jaxconv.conv_transpose2d` (PyTorch's ConvTranspose2d).
+
+    Parameters: ``kernel`` ``(C_in, features/groups, kh, kw)`` (``NHWC``: ``(kh, kw,
+    features/groups, C_in)``), initialised by ``kernel_init`` (default LeCun normal over the
+    equivalent convolution's fan-in, ``C_in/groups * kh * kw``); ``bias`` ``(features,)``.
+    Input ``(N, C_in, H, W)``, output ``(N, features, OH, OW)``, ``OH`` by
+    :func:`jaxconv.conv_transpose_output_shape`.
+    """
+
+    features: int
+    kernel_size: int | Pair
+    stride: int | Pair = 1
+    padding: int | Pair = 0
+    output_padding: int | Pair = 0
+    dilation: int | Pair = 1
+    groups: int = 1
+    use_bias: bool = True
+    precision: str | None = None
+    impl: str = "auto"
+    layout: str = "NCHW"
+    kernel_init: Initializer | None = None
+    bias_init: Initializer = nn.initializers.zeros_init()
+    param_dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kh, kw = to_pair("ConvTranspose2D", "kernel_size", self.kernel_size, minimum=1)
+        if x.ndim not in (3, 4):
+            raise ValueError(
+                f"ConvTranspose2D: input must have 3 or 4 dimensions, got shape {tuple(x.shape)}"
+            )
+        channels = x.shape[x.ndim - 3] if self.layout == "NCHW" else x.shape[-1]
+        if self.features % self.groups or channels % self.groups:
+            raise ValueError(
+                f"ConvTranspose2D: input channels {channels} and features {self.features} must be "
+                f"divisible by groups={self.groups}"
+            )
+        per_group = self.features // self.groups
+        if self.layout == "NCHW":
+            shape, init = (channels, per_group, kh, kw), nn.initializers.lecun_normal(in_axis=0, out_axis=1)
+        else:
+            shape, init = (kh, kw, per_group, channels), nn.initializers.lecun_normal(in_axis=-1, out_axis=-2)
+        kernel = self.param("kernel", self.kernel_init or init, shape, self.param_dtype)
+        bias = (
+            self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
+        )
+        return conv_transpose2d(
+            x,
+            kernel.astype(x.dtype),
+            None if bias is None else bias.astype(x.dtype),
+            stride=self.stride,
+            padding=self.padding,
+            output_padding=self.output_padding,
+            dilation=self.dilation,
+            groups=self.groups,
+            precision=self.precision,
             layout=self.layout,
             impl=self.impl,
         )

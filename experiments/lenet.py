@@ -23,10 +23,14 @@ PULLOVER, COAT = 2, 4  # the book's "sweaters vs coats"
 
 
 def _activations(config: TrainConfig, variables: dict, images: np.ndarray) -> tuple[jax.Array, dict]:
-    x = jnp.asarray(images, jnp.float32)[:, None] / 255.0
+    """Logits and the two conv blocks' activations, ``(N, C, H, W)`` whatever the model's layout."""
+    x = jnp.asarray(images, jnp.float32) / 255.0
+    x = x[:, None] if config.layout == "NCHW" else x[..., None]
     logits, state = config.model().apply(variables, x, mutable=["intermediates"])
     inter = state["intermediates"]
     convs = [inter[k][0] for k in sorted(inter) if k.split(" ")[1] in ("Sigmoid", "ReLU")][:2]
+    if config.layout == "NHWC":
+        convs = [c.transpose(0, 3, 1, 2) for c in convs]
     return logits, {"conv1": convs[0], "conv2": convs[1]}
 
 
@@ -80,7 +84,8 @@ def inspect(config: TrainConfig, data, out: Path, name: str) -> dict:
     _, acts = _activations(config, variables, np.stack(list(samples.values())))
     fig = plt.figure(figsize=(11, 7))
     spec = fig.add_gridspec(len(samples) * 2 + 1, 1)
-    kernels = np.asarray(state.params["conv1"]["kernel"][:, 0])
+    kernel = np.asarray(state.params["conv1"]["kernel"])
+    kernels = (kernel if config.layout == "NCHW" else kernel.transpose(3, 2, 0, 1))[:, 0]  # (6, 5, 5)
     _grid(fig, spec[0], kernels, "learned conv1 kernels (5x5)", cmap="RdBu")
     numbers = {}
     for row, sample in enumerate(samples):

@@ -40,8 +40,13 @@ def assert_params_close(a, b, tol=2e-5):
         np.testing.assert_allclose(np.asarray(a[key]), np.asarray(b[key]), rtol=tol, atol=tol, err_msg=key)
 
 
-def test_batch_is_sharded_state_replicated_and_gradients_all_reduced(tmp_path):
-    r = run_worker(tmp_path, "shardings")
+@pytest.fixture(scope="module")
+def shardings(tmp_path_factory):
+    return run_worker(tmp_path_factory.mktemp("shardings"), "shardings")
+
+
+def test_batch_is_sharded_state_replicated_and_gradients_all_reduced(shardings):
+    r = shardings
     assert r["devices"] == 4
     assert r["idx_spec"] == ["batch"]
     assert r["idx_shard_rows"] == [16]  # 64 rows over 4 devices
@@ -49,8 +54,8 @@ def test_batch_is_sharded_state_replicated_and_gradients_all_reduced(tmp_path):
     assert r["all_reduce"]
 
 
-def test_functional_ops_give_the_same_numbers_on_a_sharded_batch(tmp_path):
-    r = run_worker(tmp_path, "shardings")
+def test_functional_ops_give_the_same_numbers_on_a_sharded_batch(shardings):
+    r = shardings
     for impl in ("xla", "manual", "im2col", "shift_add"):
         assert r[f"conv_{impl}_err"] < 1e-5, impl
         assert r[f"conv_{impl}_sharded"], impl

@@ -5,8 +5,13 @@ backend), ``"xla"`` (XLA's fused op), ``"manual"`` (the book's definition, vmapp
 ``"im2col"`` or ``"shift_add"`` (hand-written, built on the kernel's taps).
 """
 
+from jaxconv import convert as convert
 from jaxconv._checks import IMPL_CHOICES as IMPL_CHOICES
 from jaxconv._checks import IMPLS as IMPLS
+from jaxconv.adaptive_pool import adaptive_avg_pool2d as adaptive_avg_pool2d
+from jaxconv.adaptive_pool import adaptive_max_pool2d as adaptive_max_pool2d
+from jaxconv.adaptive_pool import global_avg_pool2d as global_avg_pool2d
+from jaxconv.adaptive_pool import global_max_pool2d as global_max_pool2d
 from jaxconv.conv import conv2d as conv2d
 from jaxconv.corr import convolve2d as convolve2d
 from jaxconv.corr import corr2d as corr2d
@@ -15,6 +20,7 @@ from jaxconv.corr import corr2d_multi_in_out as corr2d_multi_in_out
 from jaxconv.corr import corr2d_multi_in_out_1x1 as corr2d_multi_in_out_1x1
 from jaxconv.pool import avg_pool2d as avg_pool2d
 from jaxconv.pool import max_pool2d as max_pool2d
+from jaxconv.pool import max_unpool2d as max_unpool2d
 from jaxconv.pool import pool2d as pool2d
 from jaxconv.shapes import ReceptiveField as ReceptiveField
 from jaxconv.shapes import conv_output_shape as conv_output_shape

@@ -140,9 +140,11 @@ def conv2d_shift_add(
 
 
 def pool_taps(
-    x: jax.Array, *, mode: str, window: Pair, stride: Pair, pads: PadPairs, layout: str, stacked: bool
-) -> jax.Array:
-    """Max of, or sum over, the window's tap slices of ``x`` (padded with -inf / 0), in ``layout``.
+    x: jax.Array, *, mode: str, window: Pair, stride: Pair, pads: PadPairs, dilation: Pair, layout: str,
+    stacked: bool,
+) -> jax.Array:  # fmt: skip
+    """Max (``x.dtype``) of, or sum (accumulation dtype) over, the window's tap slices of ``x``
+    (padded with -inf / 0), in ``layout``.
 
     ``stacked=True`` stacks the slices and reduces once (im2col); ``False`` folds them one at a
     time (shift-and-add). Windows that tile the (padded) input exactly, ``stride == window``, are
@@ -155,12 +157,12 @@ def pool_taps(
     x = jnp.pad(x.astype(accumulation_dtype(x.dtype)) if mode == "avg" else x,
                 ((0, 0), *pads, (0, 0)), constant_values=fill)  # fmt: skip
     n, h, w, c = x.shape
-    if stride == window and h % window[0] == 0 and w % window[1] == 0:
+    if stride == window and dilation == (1, 1) and h % window[0] == 0 and w % window[1] == 0:
         # Non-overlapping windows tile the input: the taps are two axes of a reshape.
         tiles = x.reshape(n, h // window[0], window[0], w // window[1], window[1], c)
         y = tiles.max(axis=(2, 4)) if mode == "max" else tiles.sum(axis=(2, 4))
         return y.transpose(0, 3, 1, 2) if layout == "NCHW" else y
-    views = tap_slices(x, window, stride, (1, 1))
+    views = tap_slices(x, window, stride, dilation)
     op = jnp.maximum if mode == "max" else jnp.add
     if stacked:
         stack = jnp.stack(views)

@@ -137,3 +137,38 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, dilati
     if b is not None:
         y += np.asarray(b, np.float64)[None, :, None, None]
     return y
+
+
+def pool2d_torch(x, mode, window, stride, padding=0, dilation=1, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):  # fmt: skip
+    """PyTorch's max/avg pooling (symmetric int padding) written from its documentation, in float64
+    loops: output size with ceil_mode's rule, dilated max windows, avg divisors clipped to the padding."""
+    x = np.asarray(x, np.float64)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (_pair(v) for v in (window, stride, padding, dilation))
+    n, c, h, w = x.shape
+
+    def out_size(size, k, s, p, d):
+        num = size + 2 * p - d * (k - 1) - 1
+        o = (-(-num // s) if ceil_mode else num // s) + 1
+        if ceil_mode and (o - 1) * s >= size + p:
+            o -= 1
+        return o
+
+    oh, ow = out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
+    y = np.zeros((n, c, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            r0, c0 = i * sh - ph, j * sw - pw
+            if mode == "max":
+                rows = [r0 + a * dh for a in range(kh) if 0 <= r0 + a * dh < h]
+                cols = [c0 + b * dw for b in range(kw) if 0 <= c0 + b * dw < w]
+                window = x[:, :, rows][:, :, :, cols]  # a dilated window may hold only padding: -inf
+                y[:, :, i, j] = window.max(axis=(2, 3)) if window.size else -np.inf
+            else:
+                r1, c1 = min(r0 + kh, h + ph), min(c0 + kw, w + pw)
+                pool_size = (r1 - r0) * (c1 - c0)
+                ra, rb, ca, cb = max(r0, 0), min(r1, h), max(c0, 0), min(c1, w)
+                total = x[:, :, ra:rb, ca:cb].sum(axis=(2, 3))
+                divisor = divisor_override or (pool_size if count_include_pad else (rb - ra) * (cb - ca))
+                y[:, :, i, j] = total / divisor
+    return y

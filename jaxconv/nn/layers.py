@@ -153,13 +153,16 @@ class MaxPool2D(nn.Module):
     kernel_size: int | Pair
     stride: int | Pair | None = None
     padding: Padding = 0
+    dilation: int | Pair = 1
+    ceil_mode: bool = False
     impl: str = "auto"
     layout: str = "NCHW"
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return max_pool2d(
-            x, self.kernel_size, stride=self.stride, padding=self.padding, layout=self.layout, impl=self.impl
-        )
+            x, self.kernel_size, stride=self.stride, padding=self.padding, dilation=self.dilation,
+            ceil_mode=self.ceil_mode, layout=self.layout, impl=self.impl,
+        )  # fmt: skip
 
 
 class AvgPool2D(nn.Module):
@@ -169,6 +172,8 @@ class AvgPool2D(nn.Module):
     stride: int | Pair | None = None
     padding: Padding = 0
     count_include_pad: bool = True
+    ceil_mode: bool = False
+    divisor_override: int | None = None
     impl: str = "auto"
     layout: str = "NCHW"
 
@@ -179,6 +184,8 @@ class AvgPool2D(nn.Module):
             stride=self.stride,
             padding=self.padding,
             count_include_pad=self.count_include_pad,
+            ceil_mode=self.ceil_mode,
+            divisor_override=self.divisor_override,
             layout=self.layout,
             impl=self.impl,
         )

@@ -10,9 +10,9 @@ and the error against XLA's NCHW result in float32 and bfloat16. PyTorch joins w
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib
 import importlib.util
-import dataclasses
 import json
 import statistics
 import time

@@ -69,7 +69,7 @@ def adaptive_avg_pool2d(
 
     Examples:
       >>> adaptive_avg_pool2d(jnp.arange(10.0).reshape(1, 1, 2, 5), (1, 3))
-      Array([[[[3.5, 5. , 6.5]]]], dtype=float32)
+      Array([[[[3. , 4.5, 6. ]]]], dtype=float32)
     """
     return _adaptive("adaptive_avg_pool2d", "avg", x, output_size, layout, impl)
 
@@ -81,7 +81,7 @@ def adaptive_max_pool2d(
 
     Examples:
       >>> adaptive_max_pool2d(jnp.arange(10.0).reshape(1, 1, 2, 5), (1, 3))
-      Array([[[[6., 7., 9.]]]], dtype=float32)
+      Array([[[[6., 8., 9.]]]], dtype=float32)
     """
     return _adaptive("adaptive_max_pool2d", "max", x, output_size, layout, impl)
 

@@ -63,14 +63,18 @@ def test_functional_ops_give_the_same_numbers_on_a_sharded_batch(shardings):
 
 
 def test_four_devices_train_like_one_and_a_four_device_checkpoint_resumes_on_one(tmp_path):
-    one = run_worker(tmp_path, "train", tmp_path / "one", 1)
-    four = run_worker(tmp_path, "train", tmp_path / "four", 4)
+    # independent runs start together: each subprocess spends most of its time importing and compiling
+    pending = {
+        "one": run_worker(tmp_path, "train", tmp_path / "one", 1, wait=False, tag="one"),
+        "four": run_worker(tmp_path, "train", tmp_path / "four", 4, wait=False, tag="four"),
+        "straight": run_worker(tmp_path, "train", tmp_path / "two", 1, 2, devices=1, wait=False, tag="two"),
+    }
+    one, four, straight = (finish(*pending[k]) for k in ("one", "four", "straight"))
     assert_params_close(four["params"], one["params"])
     np.testing.assert_allclose(four["history"][0]["train_loss"], one["history"][0]["train_loss"], rtol=1e-5)
     assert four["history"][0]["test_acc"] == one["history"][0]["test_acc"]
     # epoch 2 on one device from the four-device checkpoint == two epochs on one device
     resumed = run_worker(tmp_path, "train", tmp_path / "four", 1, 2, "resume", devices=1)
-    straight = run_worker(tmp_path, "train", tmp_path / "two", 1, 2, devices=1)
     assert [h["epoch"] for h in resumed["history"]] == [1, 2]
     assert_params_close(resumed["params"], straight["params"], tol=1e-4)
 
@@ -95,8 +99,9 @@ def test_two_processes_over_localhost_train_like_one(tmp_path):
         )
         for i in range(2)
     ]
+    single_run = run_worker(tmp_path, "train", tmp_path / "single", 4, wait=False, tag="single")
     reports = [finish(*p) for p in procs]
-    single = run_worker(tmp_path, "train", tmp_path / "single", 4)
+    single = finish(*single_run)
 
     def results(history):  # the numbers, without the timings
         return [

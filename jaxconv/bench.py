@@ -1,8 +1,9 @@
 """The manual-vs-XLA race: every convolution implementation timed on the same layer shapes.
 
-``jaxconv bench`` (or :func:`run`) times each implementation forward and forward+backward (gradients
-with respect to input and weight), median of ``repeats`` runs after compilation, with the
-implementations interleaved (A B C A B C ...) so that drift of a shared machine hits all alike.
+``jaxconv bench`` (or :func:`run`) times each implementation forward and forward+backward (the output
+and the gradients with respect to input and weight, as a training step needs them), median of
+``repeats`` runs after compilation, with the implementations interleaved (A B C, B C A, ...) so that
+drift of a shared machine hits all alike.
 It reports GFLOP/s, the fraction of a float32 matmul's rate measured in the same run, compile time,
 and the error against XLA's NCHW result in float32 and bfloat16. PyTorch joins when importable.
 """
@@ -116,14 +117,19 @@ def _cotangent(shape: ConvShape, layout: str, dtype: jnp.dtype) -> jax.Array:
 
 
 def _jax_steps(shape: ConvShape, impl: str, layout: str) -> tuple[jax.stages.Wrapped, jax.stages.Wrapped]:
-    """Jitted ``forward(x, w)`` and ``forward_backward(x, w, g) -> (dx, dw)`` for one implementation."""
+    """Jitted ``forward(x, w)`` and ``forward_backward(x, w, g) -> (y, dx, dw)`` for one implementation.
+
+    ``y`` is returned because a training step needs it for the next layer: a convolution is linear in
+    each argument, so its gradients alone do not need the forward pass and XLA would drop it, timing
+    two passes against PyTorch's three.
+    """
 
     def forward(x: jax.Array, w: jax.Array) -> jax.Array:
         return conv2d(x, w, stride=shape.stride, padding=shape.padding, layout=layout, impl=impl)
 
-    def forward_backward(x: jax.Array, w: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array]:
-        _, pullback = jax.vjp(forward, x, w)
-        return pullback(g)
+    def forward_backward(x: jax.Array, w: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        y, pullback = jax.vjp(forward, x, w)
+        return (y, *pullback(g))
 
     return jax.jit(forward), jax.jit(forward_backward)
 
@@ -209,8 +215,13 @@ def bench_shape(shape: ConvShape, candidates: Sequence[tuple[str, str, str]], re
         rows[TORCH] = {"shape": shape.name, "layer": shape.describe(), "impl": TORCH, "runs": TORCH,
                        "forward": [], "forward_backward": []}  # fmt: skip
         calls[TORCH] = (forward, forward_backward, args)
-    for _ in range(repeats):
-        for label, (forward, forward_backward, args) in calls.items():
+    labels = list(calls)
+    for repeat in range(repeats):
+        # interleaved, and rotated each round: the call after a memory-hungry one (manual) runs slower,
+        # so no candidate should always be the one that follows it
+        shift = repeat % len(labels)
+        for label in labels[shift:] + labels[:shift]:
+            forward, forward_backward, args = calls[label]
             for key, fn in (("forward", forward), ("forward_backward", forward_backward)):
                 start = time.perf_counter()
                 jax.block_until_ready(fn(*args))

@@ -2,6 +2,8 @@
 
 import json
 
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import jaxconv as jc
@@ -66,3 +68,14 @@ def test_cli_bench(tmp_path, capsys):
     assert (tmp_path / "bench.csv").exists()
     assert main(["bench", "--impls", "cudnn"]) == 1
     assert "--impls must name some of" in capsys.readouterr().err
+
+
+def test_forward_backward_times_the_forward_pass_too():
+    # a conv's gradients do not need its output; without returning it XLA would drop the forward pass
+    shape = bench.ConvShape.parse("2,3,4,8,3,1")
+    x, w = bench._inputs(shape, "NCHW", jnp.float32)
+    g = bench._cotangent(shape, "NCHW", jnp.float32)
+    forward, forward_backward = bench._jax_steps(shape, "xla", "NCHW")
+    y, dx, dw = forward_backward(x, w, g)
+    np.testing.assert_array_equal(y, forward(x, w))
+    assert (dx.shape, dw.shape) == (x.shape, w.shape)

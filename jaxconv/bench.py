@@ -3,7 +3,8 @@
 ``jaxconv bench`` (or :func:`run`) times each implementation forward and forward+backward (the output
 and the gradients with respect to input and weight, as a training step needs them), median of
 ``repeats`` runs after compilation, with the implementations interleaved (A B C, B C A, ...) so that
-drift of a shared machine hits all alike.
+drift of a shared machine hits all alike; the book's manual impl, whose memory churn slows whatever
+follows it, is timed alone afterwards.
 It reports GFLOP/s, the fraction of a float32 matmul's rate measured in the same run, compile time,
 and the error against XLA's NCHW result in float32 and bfloat16. PyTorch joins when importable.
 """
@@ -215,12 +216,15 @@ def bench_shape(shape: ConvShape, candidates: Sequence[tuple[str, str, str]], re
         rows[TORCH] = {"shape": shape.name, "layer": shape.describe(), "impl": TORCH, "runs": TORCH,
                        "forward": [], "forward_backward": []}  # fmt: skip
         calls[TORCH] = (forward, forward_backward, args)
-    labels = list(calls)
-    for repeat in range(repeats):
-        # interleaved, and rotated each round: the call after a memory-hungry one (manual) runs slower,
-        # so no candidate should always be the one that follows it
-        shift = repeat % len(labels)
-        for label in labels[shift:] + labels[:shift]:
+    # The book's manual impl allocates gigabytes on the big shapes; whatever runs after it pays for the
+    # allocator's page faults (10x on the 1x1 layer). So it is timed alone, after the interleaved rounds.
+    interleaved = [label for label in calls if label != "manual"]
+    shifts = [r % len(interleaved) for r in range(repeats)]
+    rounds = [interleaved[k:] + interleaved[:k] for k in shifts]
+    if "manual" in calls:
+        rounds += [["manual"]] * repeats
+    for order in rounds:  # A B C, B C A, ...: drift of a shared machine hits all alike
+        for label in order:
             forward, forward_backward, args = calls[label]
             for key, fn in (("forward", forward), ("forward_backward", forward_backward)):
                 start = time.perf_counter()

@@ -292,7 +292,7 @@ def format_table(result: dict) -> str:
     )
     lines = [
         f"device {result['device']}, matmul {result['matmul_gflops']:.0f} GFLOP/s, median of "
-        f"{result['repeats']}, forward+backward = grads wrt input and weight",
+        f"{result['repeats']}, forward+backward = output and grads wrt input and weight",
         head,
     ]
 

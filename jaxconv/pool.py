@@ -106,25 +106,9 @@ def pool_manual(
     return from_nchw(jax.vmap(jax.vmap(one_channel))(x), layout)
 
 
-def _pool_by_taps(
-    x: jax.Array, *, mode: str, window: Pair, stride: Pair, pads: PadPairs, dilation: Pair, layout: str,
-    stacked: bool,
-) -> jax.Array:  # fmt: skip
-    """The windows' max or sum as a reduction over their tap slices (see :mod:`jaxconv.taps`)."""
-    return pool_taps(
-        x,
-        mode=mode,
-        window=window,
-        stride=stride,
-        pads=pads,
-        dilation=dilation,
-        layout=layout,
-        stacked=stacked,
-    )
-
-
-pool_im2col = jax.jit(partial(_pool_by_taps, stacked=True), static_argnames=_STATIC)
-pool_shift_add = jax.jit(partial(_pool_by_taps, stacked=False), static_argnames=_STATIC)
+# Hand-written variants by the window's tap slices (see :mod:`jaxconv.taps`).
+pool_im2col = jax.jit(partial(pool_taps, stacked=True), static_argnames=_STATIC)
+pool_shift_add = jax.jit(partial(pool_taps, stacked=False), static_argnames=_STATIC)
 
 CORES = {"xla": pool_xla, "manual": pool_manual, "im2col": pool_im2col, "shift_add": pool_shift_add}
 

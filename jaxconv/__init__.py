@@ -2,7 +2,7 @@
 
 ``import jaxconv as jc``; every op takes ``impl="auto"`` (default: the fastest for the shape and
 backend), ``"xla"`` (XLA's fused op), ``"manual"`` (the book's definition, vmapped by hand),
-``"im2col"`` or ``"shift_add"`` (hand-written, built on the kernel's taps).
+``"im2col"``, ``"shift_add"`` or ``"banded"`` (hand-written, built on the kernel's taps and rows).
 """
 
 from jaxconv import convert as convert

@@ -1,19 +1,21 @@
 """``impl="auto"``: which convolution and pooling implementation runs for a shape on a backend.
 
-The rule summarises ``jaxconv bench`` and LeNet training steps measured on a 2-core AVX-512 CPU
-(jax 0.10.2; forward+backward, the training case; table in the README):
+The rule summarises ``jaxconv bench`` (forward+backward, the training case) and LeNet training
+steps measured on a 2-core AVX-512 CPU (jax 0.10.2; tables in the README):
 
 * GPU and TPU: ``xla`` (cuDNN and the TPU convolution emitter are what hand-written code competes
-  with there).
-* CPU, at most ``FEW_CHANNELS`` input channels per group (LeNet's first layer, C=1): ``shift_add``.
-  25 tiny matmuls beat XLA's convolution ~7x forward and ~2x forward+backward, in a whole
-  training step too.
-* CPU, a deep contraction (``C/groups * kh * kw >= DEEP_CONTRACTION``: ResNet's 3x3x64, a 1x1 over
-  256 channels, the book's 5x5x100): ``im2col``, one big matmul, 2-6x faster forward+backward than
-  XLA's CPU convolution, whose backward pass is slow; unless the patch matrix would exceed
-  ``MAX_PATCH_BYTES``, then ``xla``, which never materialises it.
-* CPU otherwise (LeNet's second layer, 5x5x6 = 150): ``xla``. im2col wins that layer alone but
-  loses inside the LeNet training step, where the patch scatter of its backward pass costs more.
+  with there). Grouped convolutions everywhere: ``xla`` (not measured).
+* CPU, few output channels: ``banded``. A band tile of ``T`` output columns reading ``span``
+  input columns (:func:`jaxconv.taps.band_tile`) copies ``T * kw - span`` fewer input columns than
+  im2col's ``T`` patches, and multiplies by zero ``T * O * (span - kw)`` more times. Where the zeros
+  per column saved are at most ``BAND_ZEROS_PER_SAVED_COPY`` the band wins: LeNet's two layers (9
+  and 20) and a 3->16 5x5 layer on 32x32 (24) ran 1.1-3.7x faster than im2col forward+backward;
+  3x3 layers with 32-64 output channels (64, 128) and the book's 100-channel layer (150) ran
+  1.1-1.5x slower.
+* CPU otherwise: ``im2col``, one big matmul, 1.3-8x faster forward+backward than XLA's CPU
+  convolution, whose backward pass is slow, on every shape measured (contractions of 75 to 2,500);
+  unless the patch matrix would exceed ``MAX_PATCH_BYTES``: then ``xla``, which never
+  materialises it.
 
 Pooling on CPU: windows that tile the input (``stride == window``, LeNet's 2x2/2) use ``shift_add``,
 reduced as a reshape, whose gradient is a broadcast; overlapping windows use ``xla``.
@@ -24,16 +26,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
+from jaxconv.taps import band_span, band_tile
 
-FEW_CHANNELS = 3
-DEEP_CONTRACTION = 256
+BAND_ZEROS_PER_SAVED_COPY = 40
+MAX_BAND_BYTES = 64 << 20
 MAX_PATCH_BYTES = 2 << 30
 
 
 def conv_impl(
     backend: str, *, x_shape: Sequence[int], out_channels: int, kernel: Sequence[int], groups: int,
-    itemsize: int = 4, output_hw: Sequence[int] | None = None,
+    itemsize: int = 4, output_hw: Sequence[int] | None = None, stride: int = 1, dilation: int = 1,
 ) -> str:  # fmt: skip
     """The implementation ``impl="auto"`` runs for a convolution.
 
@@ -43,28 +45,48 @@ def conv_impl(
       out_channels, kernel, groups: the layer's.
       itemsize: bytes per element of the input dtype.
       output_hw: ``(OH, OW)`` if known (default: ``(H, W)``, an upper bound for the patch size).
+      stride, dilation: along the width (the band runs along rows).
 
     Examples:
       >>> conv_impl("cpu", x_shape=(256, 1, 28, 28), out_channels=6, kernel=(5, 5), groups=1)
-      'shift_add'
+      'banded'
       >>> conv_impl("cpu", x_shape=(256, 6, 14, 14), out_channels=16, kernel=(5, 5), groups=1)
-      'xla'
+      'banded'
       >>> conv_impl("cpu", x_shape=(32, 64, 56, 56), out_channels=64, kernel=(3, 3), groups=1)
       'im2col'
       >>> conv_impl("gpu", x_shape=(256, 6, 14, 14), out_channels=16, kernel=(5, 5), groups=1)
       'xla'
     """
-    del out_channels  # the measured rule does not need it; kept so callers pass the whole layer
     if backend != "cpu" or groups != 1:
-        return "xla"  # grouped convolutions were not measured: trust XLA
+        return "xla"
     n, c, h, w = x_shape
-    if c <= FEW_CHANNELS:
-        return "shift_add"
-    depth = c * int(np.prod(kernel))
+    kh, kw = kernel
     oh, ow = output_hw if output_hw is not None else (h, w)
-    if depth >= DEEP_CONTRACTION and n * oh * ow * depth * itemsize <= MAX_PATCH_BYTES:
+    if band_zeros_per_saved_copy(ow, kw, out_channels, stride, dilation) <= BAND_ZEROS_PER_SAVED_COPY:
+        tile = band_tile(ow, kw, stride, dilation)
+        span = band_span(tile, kw, stride, dilation)
+        if kh * span * c * tile * out_channels * itemsize <= MAX_BAND_BYTES:
+            return "banded"
+    if n * oh * ow * c * kh * kw * itemsize <= MAX_PATCH_BYTES:
         return "im2col"
     return "xla"
+
+
+def band_zeros_per_saved_copy(out_width: int, kw: int, out_channels: int, stride: int = 1,
+                              dilation: int = 1) -> float:  # fmt: skip
+    """Multiplications by zero the band adds per input column it saves copying, against im2col
+    (per kernel row and input channel; ``inf`` where it saves none, e.g. a 1x1 kernel).
+
+    Examples:
+      >>> band_zeros_per_saved_copy(28, 5, 6)  # LeNet's first layer: tiles of 6 reading 10 columns
+      9.0
+      >>> band_zeros_per_saved_copy(56, 3, 64)  # a ResNet layer
+      128.0
+    """
+    tile = band_tile(out_width, kw, stride, dilation)
+    span = band_span(tile, kw, stride, dilation)
+    saved = tile * kw - span
+    return tile * out_channels * (span - kw) / saved if saved > 0 else float("inf")
 
 
 def pool_impl(backend: str, *, input_hw: Sequence[int], window: Sequence[int], stride: Sequence[int],

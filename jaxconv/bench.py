@@ -95,6 +95,7 @@ CANDIDATES = (
     ("manual", "manual", "NCHW"),
     ("im2col NHWC", "im2col", "NHWC"),
     ("shift_add NHWC", "shift_add", "NHWC"),
+    ("banded NHWC", "banded", "NHWC"),
     ("auto NCHW", "auto", "NCHW"),
 )
 TORCH = "torch NCHW"
@@ -246,6 +247,8 @@ def _picked(shape: ConvShape, impl: str, layout: str) -> str:
         out_channels=shape.out_channels,
         kernel=(shape.kernel, shape.kernel),
         groups=1,
+        output_hw=(shape.output_size,) * 2,
+        stride=shape.stride,
     )
 
 
@@ -254,7 +257,7 @@ def run(shapes: Sequence[ConvShape] = STANDARD_SHAPES, impls: Sequence[str] | No
     """Benchmarks ``shapes``; returns ``{"device", "matmul_gflops", "rows"}`` (one row per shape x impl).
 
     ``impls`` filters the candidates by impl name (``"xla"``, ``"manual"``, ``"im2col"``,
-    ``"shift_add"``, ``"auto"``, ``"torch"``); xla NCHW always runs, as the reference.
+    ``"shift_add"``, ``"banded"``, ``"auto"``, ``"torch"``); xla NCHW always runs, as the reference.
     """
     wanted = set(impls) if impls is not None else None
     candidates = [c for c in CANDIDATES if wanted is None or c[1] in wanted or c[0] == "xla NCHW"]

@@ -69,7 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--shape", action="append", default=None, metavar="N,C,O,H,K[,P[,S]]",
                    help="a layer to time instead of the standard set (repeatable)")  # fmt: skip
     b.add_argument(
-        "--impls", default=None, help="comma-separated subset of xla,manual,im2col,shift_add,auto,torch"
+        "--impls",
+        default=None,
+        help="comma-separated subset of xla,manual,im2col,shift_add,banded,auto,torch",
     )
     b.add_argument("--repeats", type=int, default=5, help="timed runs per implementation (median)")
     b.add_argument("--out", default="runs/bench", help="folder for bench.json, bench.csv, bench.png")

@@ -60,8 +60,9 @@ def conv2d(
       layout: ``"NCHW"`` (default, the book's) or ``"NHWC"``.
       impl: ``"auto"`` (default: the fastest for the shape and backend, see :mod:`jaxconv.auto`),
         ``"xla"`` (``lax.conv_general_dilated``), ``"manual"`` (the book's vmapped definition),
-        ``"im2col"`` (patches times kernel, one matmul) or ``"shift_add"`` (one matmul per
-        kernel tap); see :mod:`jaxconv.taps`. All give the same numbers up to rounding.
+        ``"im2col"`` (patches times kernel, one matmul), ``"shift_add"`` (one matmul per
+        kernel tap) or ``"banded"`` (stacked input rows times the kernel's band matrix); see
+        :mod:`jaxconv.taps`. All give the same numbers up to rounding.
 
     Returns:
       ``(N, O, OH, OW)`` (or the layout's equivalent, unbatched if ``x`` was), with
@@ -126,6 +127,8 @@ def conv2d(
             groups=groups,
             itemsize=xb.dtype.itemsize,
             output_hw=output_hw,
+            stride=stride_hw[1],
+            dilation=dilation_hw[1],
         )
     y = CORES[impl](
         xb,

@@ -34,7 +34,7 @@ from jaxconv._checks import (
 from jaxconv.auto import conv_impl
 from jaxconv.layout import dimension_numbers, from_nchw, to_nchw, weight_to_oihw
 from jaxconv.shapes import effective_kernel, output_size
-from jaxconv.taps import conv2d_im2col, conv2d_shift_add
+from jaxconv.taps import conv2d_banded, conv2d_im2col, conv2d_shift_add
 
 # ---- the book's definition, one position at a time -------------------------------------------
 
@@ -154,6 +154,7 @@ CORES = {
     "manual": conv2d_manual,
     "im2col": conv2d_im2col,
     "shift_add": conv2d_shift_add,
+    "banded": conv2d_banded,
 }
 
 
@@ -190,7 +191,7 @@ def corr2d(X: jax.Array, K: jax.Array, *, impl: str = "auto") -> jax.Array:
       X: input ``(H, W)``, floating point.
       K: kernel ``(kh, kw)``, same dtype.
       impl: ``"auto"`` (default), ``"xla"`` (``lax.conv_general_dilated``), ``"manual"`` (the
-        vmapped definition), ``"im2col"`` or ``"shift_add"``; as :func:`jaxconv.conv2d`.
+        vmapped definition), ``"im2col"``, ``"shift_add"`` or ``"banded"``; as :func:`jaxconv.conv2d`.
 
     Returns:
       ``(H - kh + 1, W - kw + 1)``.

@@ -8,6 +8,15 @@ input, ``(N, OH, OW, C)``. A convolution is then the kernel's taps applied to th
   slices along channels into patches ``(N * OH * OW, kh * kw * C)`` and multiply once by the
   kernel reshaped to ``(kh * kw * C, O)``: one big matmul.
 * ``shift_add``: one ``(N * OH * OW, C) @ (C, O)`` product per tap, summed: no patch matrix.
+* ``banded``: the doubly-blocked Toeplitz form. Output row ``p`` needs only the ``kh`` input rows
+  ``p * s + i * d``, and along a row the kernel acts as a banded matrix ``(W * C, OW * O)``. A
+  whole-row band multiplies mostly by zero on wide rows, so the row is cut into tiles of ``T``
+  output columns reading ``span`` input columns; every tile uses the same band
+  ``(kh * span * C, T * O)``, and the stacked rows of all tiles ``(N * OH * tiles, kh * span * C)``
+  meet it in one matmul whose output is already ``NHWC``. ``T = 1`` would be im2col; wider tiles
+  copy ``T * kw / span`` times less of the input for up to 2x the multiplications (the tile rule,
+  :func:`band_tile`), and the backward pass is two matmuls and row pads, with no patch scatter.
+  With few output channels (LeNet) the copies saved are worth more than the zeros multiplied.
 
 Pooling is the same slices reduced with ``max`` or ``+`` (stacked for ``im2col``, a running
 reduction for ``shift_add``). Neither calls ``lax.conv*`` or ``reduce_window``; autodiff gives the
@@ -21,6 +30,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxconv._checks import PadPairs, Pair, Precision, accumulation_dtype
@@ -137,6 +147,112 @@ def conv2d_shift_add(
         y = term if y is None else y + term
     assert y is not None  # a kernel has at least one tap
     return _finish(y.reshape(*y.shape[:3], o), b, dtype, layout)
+
+
+# A band tile covers this many times the kernel's extent of input columns: wider tiles multiply
+# by more zeros, narrower ones copy more (one tile per output column is im2col). 2 (at least half
+# the multiplications useful) measured best on LeNet's layers (README, "The race").
+BAND_SPAN_PER_EXTENT = 2
+
+
+def band_tile(out_width: int, kw: int, stride: int, dilation: int) -> int:
+    """Output columns per band tile: as many as keep the tile's input span within
+    ``BAND_SPAN_PER_EXTENT`` kernel extents, spread evenly over the row.
+
+    Examples:
+      >>> band_tile(10, 5, 1, 1)  # LeNet's second layer: 2 tiles of 5 columns, span 9
+      5
+      >>> band_tile(28, 5, 1, 1)  # its first: 5 tiles of 6 (the last 2 columns padding), span 10
+      6
+    """
+    extent = (kw - 1) * dilation + 1
+    widest = max(1, int((BAND_SPAN_PER_EXTENT - 1) * extent) // stride + 1)
+    tiles = -(-out_width // widest)
+    return -(-out_width // tiles)
+
+
+def band_span(tile: int, kw: int, stride: int, dilation: int) -> int:
+    """Input columns a tile of ``tile`` output columns reads."""
+    return (tile - 1) * stride + (kw - 1) * dilation + 1
+
+
+def band_selector(width: int, out_width: int, kw: int, stride: int, dilation: int) -> np.ndarray:
+    """``S (W, OW, kw)`` with ``S[v, q, j] = 1`` where input column ``v`` meets tap ``j`` at output
+    column ``q`` (``v = q * stride + j * dilation``), else 0."""
+    q, j = np.meshgrid(np.arange(out_width), np.arange(kw), indexing="ij")
+    sel = np.zeros((width, out_width, kw), np.float32)
+    sel[q * stride + j * dilation, q, j] = 1.0
+    return sel
+
+
+def band_matrix(w: jax.Array, width: int, out_width: int, stride: int, dilation: int) -> jax.Array:
+    """The kernel ``w (kh, kw, C, O)`` spread into the band ``(kh * W * C, OW * O)`` that maps ``kh``
+    stacked input rows ``(kh, W, C)`` to one output row ``(OW, O)``.
+
+    Entry ``((i, v, c), (q, o))`` is ``w[i, j, c, o]`` where ``v = q * stride + j * dilation``, else
+    0. Each entry is one kernel value or zero, so the selector product is exact (``HIGHEST``).
+    """
+    kh, kw, c, o = w.shape
+    sel = jnp.asarray(band_selector(width, out_width, kw, stride, dilation), w.dtype)
+    band = jnp.einsum("ijco,vqj->ivcqo", w, sel, precision=lax.Precision.HIGHEST)
+    return band.reshape(kh * width * c, out_width * o)
+
+
+def column_tiles(x: jax.Array, tiles: int, step: int, span: int) -> jax.Array:
+    """``x (N, H, W, C)`` -> ``(N, H, tiles, span, C)``: tile ``k`` holds columns ``k * step`` to
+    ``k * step + span - 1``, zero beyond ``W``. Tiles overlap by ``span - step`` columns: each is a
+    block of a reshape plus the head of the next block (one slice per block when that is too short)."""
+    n, h, width, c = x.shape
+    blocks = tiles + -(-(span - step) // step)  # enough step-wide blocks to reach the last tile's end
+    x = jnp.pad(x, ((0, 0), (0, 0), (0, max(0, blocks * step - width)), (0, 0)))[:, :, : blocks * step]
+    parts = [x.reshape(n, h, blocks, step, c)[:, :, :tiles]]
+    for k in range(1, blocks - tiles + 1):  # the heads of the next blocks, a block at a time
+        need = min(step, span - k * step)
+        parts.append(x.reshape(n, h, blocks, step, c)[:, :, k : k + tiles, :need])
+    return jnp.concatenate(parts, axis=3)[:, :, :, :span]
+
+
+@partial(jax.jit, static_argnames=_STATIC)
+def conv2d_banded(
+    x: jax.Array,
+    w: jax.Array,
+    b: jax.Array | None,
+    *,
+    stride: Pair,
+    pads: PadPairs,
+    dilation: Pair,
+    groups: int,
+    layout: str,
+    precision: Precision = None,
+) -> jax.Array:
+    """Batched convolution as stacked input rows times the kernel's band matrix; options canonical.
+
+    The output row is cut into tiles of ``band_tile`` columns; all tiles share one band, so they
+    are rows of one matmul ``(N * OH * tiles, kh * span * C) @ (kh * span * C, tile * O)``.
+    """
+    dtype = x.dtype
+    x, w = _to_nhwc(x, w, layout)
+    kh, kw, cpg, o = w.shape
+    if groups > 1:  # a block-diagonal kernel: input channel c feeds only its group's outputs
+        mask = np.kron(np.eye(groups, dtype=np.float32), np.ones((cpg, o // groups), np.float32))
+        w = jnp.tile(w, (1, 1, groups, 1)) * jnp.asarray(mask, w.dtype)[None, None]
+    x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+    n, h, width, c = x.shape
+    oh = (h - (kh - 1) * dilation[0] - 1) // stride[0] + 1
+    ow = (width - (kw - 1) * dilation[1] - 1) // stride[1] + 1
+    tile = band_tile(ow, kw, stride[1], dilation[1])
+    tiles = -(-ow // tile)
+    span = band_span(tile, kw, stride[1], dilation[1])
+    x = column_tiles(x, tiles, tile * stride[1], span)  # (N, H, tiles, span, C)
+    rows = [
+        lax.slice_in_dim(x, i * dilation[0], i * dilation[0] + (oh - 1) * stride[0] + 1, stride[0], axis=1)
+        for i in range(kh)
+    ]  # row i holds, at output row p, input row p * s + i * d: (N, OH, tiles, span, C)
+    stacked = jnp.stack(rows, axis=3).reshape(n * oh * tiles, kh * span * c)
+    band = band_matrix(w, span, tile, stride[1], dilation[1])
+    y = jnp.dot(stacked, band, precision=precision, preferred_element_type=accumulation_dtype(x.dtype))
+    y = y.reshape(n, oh, tiles * tile, o)[:, :, :ow]
+    return _finish(y, b, dtype, layout)
 
 
 def pool_taps(

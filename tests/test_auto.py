@@ -12,20 +12,45 @@ LENET = dict(out_channels=6, kernel=(5, 5), groups=1)
 
 
 @pytest.mark.parametrize(
-    ("backend", "x_shape", "kernel", "groups", "expected"),
+    ("backend", "x_shape", "out_channels", "kernel", "output_hw", "groups", "expected"),
     [
-        ("cpu", (256, 1, 28, 28), (5, 5), 1, "shift_add"),  # few input channels
-        ("cpu", (256, 6, 14, 14), (5, 5), 1, "xla"),  # shallow contraction, 150
-        ("cpu", (32, 64, 56, 56), (3, 3), 1, "im2col"),  # deep contraction, 576
-        ("cpu", (32, 256, 56, 56), (1, 1), 1, "im2col"),
-        ("cpu", (32, 64, 56, 56), (3, 3), 2, "xla"),  # groups: unmeasured
-        ("cpu", (4096, 512, 64, 64), (3, 3), 1, "xla"),  # the patch matrix would be 300 GB
-        ("gpu", (256, 1, 28, 28), (5, 5), 1, "xla"),
-        ("tpu", (32, 64, 56, 56), (3, 3), 1, "xla"),
+        # band zeros per saved copy: LeNet's layers 9 and 20, a 3->16 5x5 layer 24: measured faster banded
+        ("cpu", (256, 1, 28, 28), 6, (5, 5), (28, 28), 1, "banded"),
+        ("cpu", (256, 6, 14, 14), 16, (5, 5), (10, 10), 1, "banded"),
+        ("cpu", (32, 3, 32, 32), 16, (5, 5), (32, 32), 1, "banded"),
+        # 64, 128, 150: measured faster with im2col
+        ("cpu", (32, 16, 28, 28), 32, (3, 3), (28, 28), 1, "im2col"),
+        ("cpu", (64, 32, 14, 14), 64, (3, 3), (14, 14), 1, "im2col"),
+        ("cpu", (128, 64, 8, 8), 64, (3, 3), (8, 8), 1, "im2col"),
+        ("cpu", (8, 100, 64, 64), 100, (5, 5), (64, 64), 1, "im2col"),
+        ("cpu", (32, 64, 56, 56), 64, (3, 3), (56, 56), 1, "im2col"),
+        ("cpu", (32, 256, 56, 56), 2, (1, 1), None, 1, "im2col"),  # a 1x1 kernel: the band saves no copy
+        ("cpu", (32, 64, 56, 56), 64, (3, 3), None, 2, "xla"),  # groups: unmeasured
+        ("cpu", (4096, 512, 64, 64), 512, (3, 3), None, 1, "xla"),  # the patch matrix would be 300 GB
+        ("gpu", (256, 1, 28, 28), 6, (5, 5), (28, 28), 1, "xla"),
+        ("tpu", (32, 64, 56, 56), 64, (3, 3), None, 1, "xla"),
     ],
 )
-def test_conv_rule(backend, x_shape, kernel, groups, expected):
-    assert auto.conv_impl(backend, x_shape=x_shape, out_channels=8, kernel=kernel, groups=groups) == expected
+def test_conv_rule(backend, x_shape, out_channels, kernel, output_hw, groups, expected):
+    picked = auto.conv_impl(
+        backend, x_shape=x_shape, out_channels=out_channels, kernel=kernel, groups=groups, output_hw=output_hw
+    )
+    assert picked == expected
+
+
+def test_band_rule_respects_the_band_size():
+    # 2 output channels: 3 zeros per saved copy, but the band is 5 * 10 * C * 6 * 2 * 4 bytes:
+    # 37.5 MiB for 16384 channels, 75 MiB for 32768 (over the limit: im2col).
+    small = dict(out_channels=2, kernel=(5, 5), groups=1, output_hw=(16, 16))
+    assert auto.conv_impl("cpu", x_shape=(1, 16384, 20, 20), **small) == "banded"
+    assert auto.conv_impl("cpu", x_shape=(1, 32768, 20, 20), **small) == "im2col"
+
+
+def test_band_zeros_per_saved_copy_by_hand():
+    # stride 2 on a 3-wide kernel: tiles of 2 columns read 5, saving 2 * 3 - 5 = 1 of im2col's 6
+    # copies for 2 * O * (5 - 3) = 4 * O zero products.
+    assert auto.band_zeros_per_saved_copy(20, 3, 8, stride=2) == 32.0
+    assert auto.band_zeros_per_saved_copy(20, 3, 8, stride=3) == float("inf")  # 2 columns read 6: none saved
 
 
 def test_pool_rule_uses_taps_only_for_tiling_windows_on_cpu():
@@ -63,7 +88,7 @@ def test_auto_follows_the_backend(monkeypatch):
     jc.conv2d(x, w)
     monkeypatch.setattr("jaxconv.conv.jax.default_backend", lambda: "cpu")
     jc.conv2d(x, w)
-    assert seen == ["xla", "shift_add"]
+    assert seen == ["xla", "banded"]
 
 
 def test_auto_is_the_default_everywhere():

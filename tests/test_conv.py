@@ -185,7 +185,7 @@ def _hlo(impl):
     return f.lower(x, w).as_text(), jax.jit(jax.grad(lambda x, w: f(x, w).sum())).lower(x, w).as_text()
 
 
-@pytest.mark.parametrize("impl", ["manual", "im2col", "shift_add"])
+@pytest.mark.parametrize("impl", ["manual", "im2col", "shift_add", "banded"])
 def test_hand_written_impls_never_lower_to_a_convolution(impl):
     forward, backward = _hlo(impl)
     assert "convolution" not in forward and "convolution" not in backward

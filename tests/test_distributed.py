@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import jaxconv as jc
 from jaxconv import distributed
 
 WORKER = Path(__file__).with_name("sharded_worker.py")
@@ -56,7 +57,7 @@ def test_batch_is_sharded_state_replicated_and_gradients_all_reduced(shardings):
 
 def test_functional_ops_give_the_same_numbers_on_a_sharded_batch(shardings):
     r = shardings
-    for impl in ("xla", "manual", "im2col", "shift_add"):
+    for impl in jc.IMPLS:
         assert r[f"conv_{impl}_err"] < 1e-5, impl
         assert r[f"conv_{impl}_sharded"], impl
     assert r["pool_err"] == 0.0

@@ -121,7 +121,13 @@ def test_jit_vmap_and_dtype(impl):
 def test_only_xla_lowers_to_reduce_window():
     x = jnp.ones((1, 2, 6, 6))
     for fn in (jc.max_pool2d, jc.avg_pool2d):
-        for impl, present in (("manual", False), ("im2col", False), ("shift_add", False), ("xla", True)):
+        for impl, present in (
+            ("manual", False),
+            ("im2col", False),
+            ("shift_add", False),
+            ("banded", False),
+            ("xla", True),
+        ):
             f = jax.jit(lambda x, fn=fn, impl=impl: fn(x, 2, impl=impl))
             text = f.lower(x).as_text() + jax.jit(jax.grad(lambda x, f=f: f(x).sum())).lower(x).as_text()
             assert ("reduce_window" in text) == present, (fn.__name__, impl)

@@ -12,7 +12,7 @@ steps measured on a 2-core AVX-512 CPU (jax 0.10.2; tables in the README):
   and 20) and a 3->16 5x5 layer on 32x32 (24) ran 1.1-3.7x faster than im2col forward+backward;
   3x3 layers with 32-64 output channels (64, 128) and the book's 100-channel layer (150) ran
   1.1-1.5x slower.
-* CPU otherwise: ``im2col``, one big matmul, 1.3-8x faster forward+backward than XLA's CPU
+* CPU otherwise: ``im2col``, one big matmul, 1.1-9x faster forward+backward than XLA's CPU
   convolution, whose backward pass is slow, on every shape measured (contractions of 75 to 2,500);
   unless the patch matrix would exceed ``MAX_PATCH_BYTES``: then ``xla``, which never
   materialises it.

@@ -205,10 +205,10 @@ def column_tiles(x: jax.Array, tiles: int, step: int, span: int) -> jax.Array:
     n, h, width, c = x.shape
     blocks = tiles + -(-(span - step) // step)  # enough step-wide blocks to reach the last tile's end
     x = jnp.pad(x, ((0, 0), (0, 0), (0, max(0, blocks * step - width)), (0, 0)))[:, :, : blocks * step]
-    parts = [x.reshape(n, h, blocks, step, c)[:, :, :tiles]]
+    blocked = x.reshape(n, h, blocks, step, c)
+    parts = [blocked[:, :, :tiles]]
     for k in range(1, blocks - tiles + 1):  # the heads of the next blocks, a block at a time
-        need = min(step, span - k * step)
-        parts.append(x.reshape(n, h, blocks, step, c)[:, :, k : k + tiles, :need])
+        parts.append(blocked[:, :, k : k + tiles, : min(step, span - k * step)])
     return jnp.concatenate(parts, axis=3)[:, :, :, :span]
 
 

@@ -38,14 +38,20 @@ from jaxconv._checks import PadPairs, Pair, Precision, accumulation_dtype
 _STATIC = ("stride", "pads", "dilation", "groups", "layout", "precision")
 
 
+def _output_hw(padded_hw: Pair, kernel: Pair, stride: Pair, dilation: Pair) -> Pair:
+    """``(OH, OW)`` of a valid correlation over an already padded input."""
+    sizes = zip(padded_hw, kernel, stride, dilation, strict=True)
+    oh, ow = ((n - (k - 1) * d - 1) // s + 1 for n, k, s, d in sizes)
+    return oh, ow
+
+
 def tap_slices(x: jax.Array, kernel: Pair, stride: Pair, dilation: Pair) -> list[jax.Array]:
     """The ``kh * kw`` strided views of a padded ``x (N, H, W, C)``, each ``(N, OH, OW, C)``.
 
     Slice ``i * kw + j`` holds, at output position ``(p, q)``, ``x[:, p*s_h + i*d_h, q*s_w + j*d_w]``.
     """
     n, h, w, c = x.shape
-    oh = (h - (kernel[0] - 1) * dilation[0] - 1) // stride[0] + 1
-    ow = (w - (kernel[1] - 1) * dilation[1] - 1) // stride[1] + 1
+    oh, ow = _output_hw((h, w), kernel, stride, dilation)
     views = []
     for i in range(kernel[0]):
         for j in range(kernel[1]):
@@ -238,8 +244,7 @@ def conv2d_banded(
         w = jnp.tile(w, (1, 1, groups, 1)) * jnp.asarray(mask, w.dtype)[None, None]
     x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
     n, h, width, c = x.shape
-    oh = (h - (kh - 1) * dilation[0] - 1) // stride[0] + 1
-    ow = (width - (kw - 1) * dilation[1] - 1) // stride[1] + 1
+    oh, ow = _output_hw((h, width), (kh, kw), stride, dilation)
     tile = band_tile(ow, kw, stride[1], dilation[1])
     tiles = -(-ow // tile)
     span = band_span(tile, kw, stride[1], dilation[1])

@@ -27,7 +27,7 @@ PRECISIONS = {
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 # The concrete implementations, and the choices a user may pass ("auto" picks one per shape and backend).
-IMPLS = ("xla", "manual", "im2col", "shift_add", "banded")
+IMPLS = ("xla", "manual", "im2col", "shift_add", "banded", "winograd")
 IMPL_CHOICES = ("auto", *IMPLS)
 LAYOUTS = ("NCHW", "NHWC")
 

@@ -96,6 +96,7 @@ CANDIDATES = (
     ("im2col NHWC", "im2col", "NHWC"),
     ("shift_add NHWC", "shift_add", "NHWC"),
     ("banded NHWC", "banded", "NHWC"),
+    ("winograd NHWC", "winograd", "NHWC"),
     ("auto NCHW", "auto", "NCHW"),
 )
 TORCH = "torch NCHW"
@@ -257,7 +258,8 @@ def run(shapes: Sequence[ConvShape] = STANDARD_SHAPES, impls: Sequence[str] | No
     """Benchmarks ``shapes``; returns ``{"device", "matmul_gflops", "rows"}`` (one row per shape x impl).
 
     ``impls`` filters the candidates by impl name (``"xla"``, ``"manual"``, ``"im2col"``,
-    ``"shift_add"``, ``"banded"``, ``"auto"``, ``"torch"``); xla NCHW always runs, as the reference.
+    ``"shift_add"``, ``"banded"``, ``"winograd"``, ``"auto"``, ``"torch"``); xla NCHW always runs, as
+    the reference.
     """
     wanted = set(impls) if impls is not None else None
     candidates = [c for c in CANDIDATES if wanted is None or c[1] in wanted or c[0] == "xla NCHW"]

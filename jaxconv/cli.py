@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--impls",
         default=None,
-        help="comma-separated subset of xla,manual,im2col,shift_add,banded,auto,torch",
+        help=f"comma-separated subset of {','.join((*IMPL_CHOICES[1:], 'auto', 'torch'))}",
     )
     b.add_argument("--repeats", type=int, default=5, help="timed runs per implementation (median)")
     b.add_argument("--out", default="runs/bench", help="folder for bench.json, bench.csv, bench.png")

@@ -35,6 +35,7 @@ from jaxconv.auto import conv_impl
 from jaxconv.layout import dimension_numbers, from_nchw, to_nchw, weight_to_oihw
 from jaxconv.shapes import effective_kernel, output_size
 from jaxconv.taps import conv2d_banded, conv2d_im2col, conv2d_shift_add
+from jaxconv.winograd import conv2d_winograd
 
 # ---- the book's definition, one position at a time -------------------------------------------
 
@@ -155,6 +156,7 @@ CORES = {
     "im2col": conv2d_im2col,
     "shift_add": conv2d_shift_add,
     "banded": conv2d_banded,
+    "winograd": conv2d_winograd,
 }
 
 
@@ -191,7 +193,8 @@ def corr2d(X: jax.Array, K: jax.Array, *, impl: str = "auto") -> jax.Array:
       X: input ``(H, W)``, floating point.
       K: kernel ``(kh, kw)``, same dtype.
       impl: ``"auto"`` (default), ``"xla"`` (``lax.conv_general_dilated``), ``"manual"`` (the
-        vmapped definition), ``"im2col"``, ``"shift_add"`` or ``"banded"``; as :func:`jaxconv.conv2d`.
+        vmapped definition), ``"im2col"``, ``"shift_add"``, ``"banded"`` or ``"winograd"``; as
+        :func:`jaxconv.conv2d`.
 
     Returns:
       ``(H - kh + 1, W - kw + 1)``.

@@ -110,14 +110,15 @@ def pool_manual(
 pool_im2col = jax.jit(partial(pool_taps, stacked=True), static_argnames=_STATIC)
 pool_shift_add = jax.jit(partial(pool_taps, stacked=False), static_argnames=_STATIC)
 
-# A max has no matmul, so pooling has no band form: "banded" (a convolution formulation) pools by
-# its own tap reduction, the running one of shift_add, and a model can pass one impl to all layers.
+# A max has no matmul, so pooling has no band or Winograd form: "banded" and "winograd" (convolution
+# formulations) pool by the running tap reduction of shift_add, so a model can pass one impl to all layers.
 CORES = {
     "xla": pool_xla,
     "manual": pool_manual,
     "im2col": pool_im2col,
     "shift_add": pool_shift_add,
     "banded": pool_shift_add,
+    "winograd": pool_shift_add,
 }
 
 
@@ -275,8 +276,8 @@ def max_pool2d(
       layout: ``"NCHW"`` or ``"NHWC"``.
       impl: ``"auto"`` (default, see :mod:`jaxconv.auto`), ``"xla"`` (``lax.reduce_window``),
         ``"manual"`` (the book's vmapped definition), ``"im2col"`` (stacked window taps reduced
-        once) or ``"shift_add"`` (a running max/sum over the taps); ``"banded"``, a convolution
-        form, pools as ``"shift_add"``.
+        once) or ``"shift_add"`` (a running max/sum over the taps); ``"banded"`` and
+        ``"winograd"``, convolution forms, pool as ``"shift_add"``.
 
     Returns:
       ``(N, C, OH, OW)`` in the input's layout, ``(OH, OW) = pool_output_shape(...)``; with

@@ -155,6 +155,16 @@ def conv2d_shift_add(
     return _finish(y.reshape(*y.shape[:3], o), b, dtype, layout)
 
 
+def dense_grouped_kernel(w: jax.Array, groups: int) -> jax.Array:
+    """A grouped kernel ``(kh, kw, C / groups, O)`` as the dense ``(kh, kw, C, O)`` it acts as:
+    block-diagonal, input channel ``c`` feeding only its group's outputs. Unchanged for 1 group."""
+    if groups == 1:
+        return w
+    cpg, o = w.shape[2:]
+    mask = np.kron(np.eye(groups, dtype=np.float32), np.ones((cpg, o // groups), np.float32))
+    return jnp.tile(w, (1, 1, groups, 1)) * jnp.asarray(mask, w.dtype)[None, None]
+
+
 # A band tile covers this many times the kernel's extent of input columns: wider tiles multiply
 # by more zeros, narrower ones copy more (one tile per output column is im2col). 2 (at least half
 # the multiplications useful) measured best on LeNet's layers (README, "The race").
@@ -204,18 +214,28 @@ def band_matrix(w: jax.Array, width: int, out_width: int, stride: int, dilation:
     return band.reshape(kh * width * c, out_width * o)
 
 
-def column_tiles(x: jax.Array, tiles: int, step: int, span: int) -> jax.Array:
-    """``x (N, H, W, C)`` -> ``(N, H, tiles, span, C)``: tile ``k`` holds columns ``k * step`` to
-    ``k * step + span - 1``, zero beyond ``W``. Tiles overlap by ``span - step`` columns: each is a
-    block of a reshape plus the head of the next block (one slice per block when that is too short)."""
-    n, h, width, c = x.shape
+def overlapping_tiles(x: jax.Array, tiles: int, step: int, span: int, axis: int) -> jax.Array:
+    """Splits ``axis`` of ``x`` into ``(tiles, span)``: tile ``k`` holds entries ``k * step`` to
+    ``k * step + span - 1``, zero beyond the axis' end. Tiles overlap by ``span - step`` entries: each
+    is a block of a reshape plus the head of the next block (one slice per block when that is too
+    short), so the gradient is a reshape plus a few pads rather than one pad per tile position.
+
+    Examples:
+      >>> overlapping_tiles(jnp.arange(7.0), tiles=2, step=4, span=6, axis=0)
+      Array([[0., 1., 2., 3., 4., 5.],
+             [4., 5., 6., 0., 0., 0.]], dtype=float32)
+    """
+    length = x.shape[axis]
     blocks = tiles + -(-(span - step) // step)  # enough step-wide blocks to reach the last tile's end
-    x = jnp.pad(x, ((0, 0), (0, 0), (0, max(0, blocks * step - width)), (0, 0)))[:, :, : blocks * step]
-    blocked = x.reshape(n, h, blocks, step, c)
-    parts = [blocked[:, :, :tiles]]
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = (0, max(0, blocks * step - length))
+    x = lax.slice_in_dim(jnp.pad(x, widths), 0, blocks * step, axis=axis)
+    blocked = x.reshape(*x.shape[:axis], blocks, step, *x.shape[axis + 1 :])
+    parts = [lax.slice_in_dim(blocked, 0, tiles, axis=axis)]
     for k in range(1, blocks - tiles + 1):  # the heads of the next blocks, a block at a time
-        parts.append(blocked[:, :, k : k + tiles, : min(step, span - k * step)])
-    return jnp.concatenate(parts, axis=3)[:, :, :, :span]
+        head = lax.slice_in_dim(blocked, 0, min(step, span - k * step), axis=axis + 1)
+        parts.append(lax.slice_in_dim(head, k, k + tiles, axis=axis))
+    return lax.slice_in_dim(jnp.concatenate(parts, axis=axis + 1), 0, span, axis=axis + 1)
 
 
 @partial(jax.jit, static_argnames=_STATIC)
@@ -238,17 +258,15 @@ def conv2d_banded(
     """
     dtype = x.dtype
     x, w = _to_nhwc(x, w, layout)
-    kh, kw, cpg, o = w.shape
-    if groups > 1:  # a block-diagonal kernel: input channel c feeds only its group's outputs
-        mask = np.kron(np.eye(groups, dtype=np.float32), np.ones((cpg, o // groups), np.float32))
-        w = jnp.tile(w, (1, 1, groups, 1)) * jnp.asarray(mask, w.dtype)[None, None]
+    w = dense_grouped_kernel(w, groups)
+    kh, kw, _, o = w.shape
     x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
     n, h, width, c = x.shape
     oh, ow = _output_hw((h, width), (kh, kw), stride, dilation)
     tile = band_tile(ow, kw, stride[1], dilation[1])
     tiles = -(-ow // tile)
     span = band_span(tile, kw, stride[1], dilation[1])
-    x = column_tiles(x, tiles, tile * stride[1], span)  # (N, H, tiles, span, C)
+    x = overlapping_tiles(x, tiles, tile * stride[1], span, axis=2)  # (N, H, tiles, span, C)
     rows = [
         lax.slice_in_dim(x, i * dilation[0], i * dilation[0] + (oh - 1) * stride[0] + 1, stride[0], axis=1)
         for i in range(kh)

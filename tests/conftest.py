@@ -15,7 +15,7 @@ settings.register_profile("thorough", max_examples=200, deadline=None, print_blo
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "jaxconv"))
 
 
-@pytest.fixture(params=["xla", "manual", "im2col", "shift_add", "banded"])
+@pytest.fixture(params=["xla", "manual", "im2col", "shift_add", "banded", "winograd"])
 def impl(request):
     """Every concrete implementation (``auto`` is one of them, tested in test_auto.py)."""
     return request.param

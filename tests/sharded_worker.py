@@ -89,7 +89,8 @@ def inspect_shardings(report):
     xs = jax.device_put(x, distributed.batch_sharding(mesh))
     for impl in jc.IMPLS:
         y = jc.conv2d(xs, w, padding=1, impl=impl)
-        report[f"conv_{impl}_err"] = float(jnp.abs(y - jc.conv2d(x, w, padding=1, impl="xla")).max())
+        want = jc.conv2d(x, w, padding=1, impl="xla")
+        report[f"conv_{impl}_err"] = float(jnp.abs(y - want).max() / jnp.abs(want).max())  # relative
         report[f"conv_{impl}_sharded"] = not y.sharding.is_fully_replicated
     pooled = jc.max_pool2d(xs, 2)
     report["pool_err"] = float(jnp.abs(pooled - jc.max_pool2d(x, 2)).max())

@@ -35,8 +35,8 @@ LABELS = {
 }
 
 
-def torch_book_recipe(data: FashionMNIST, epochs: int, seed: int = 0) -> dict:
-    """The book's LeNet and training loop in PyTorch (Xavier init, SGD lr 0.9, batch 256)."""
+def torch_book_net(seed: int = 0):  # -> torch.nn.Sequential (torch is optional: no annotation)
+    """The book's PyTorch LeNet (sigmoid, average pooling) with its Xavier initialisation."""
     import torch
     from torch import nn
 
@@ -50,6 +50,15 @@ def torch_book_recipe(data: FashionMNIST, epochs: int, seed: int = 0) -> dict:
     for m in net:
         if isinstance(m, nn.Linear | nn.Conv2d):
             nn.init.xavier_uniform_(m.weight)
+    return net
+
+
+def torch_book_recipe(data: FashionMNIST, epochs: int, seed: int = 0) -> dict:
+    """The book's LeNet and training loop in PyTorch (Xavier init, SGD lr 0.9, batch 256)."""
+    import torch
+    from torch import nn
+
+    net = torch_book_net(seed)
     x = torch.from_numpy(data.train_images[:, None].astype(np.float32) / 255.0)
     y = torch.from_numpy(data.train_labels.astype(np.int64))
     tx = torch.from_numpy(data.test_images[:, None].astype(np.float32) / 255.0)

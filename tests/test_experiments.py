@@ -88,3 +88,30 @@ def test_cli_runs_an_experiment_and_refuses_unknown_names(tmp_path, capsys):
     assert (tmp_path / "padding_stride" / "padding_stride.png").exists()
     assert main(["experiment", "alexnet", "--out", str(tmp_path)]) == 1
     assert "experiment: name must be one of" in capsys.readouterr().err
+
+
+def test_lenet_step_race_interleaves_every_contestant(tmp_path):
+    from pathlib import Path
+
+    from experiments import lenet_step_race
+
+    rng = np.random.default_rng(0)
+    images, labels = (
+        rng.integers(0, 256, (64, 28, 28), dtype=np.uint8),
+        rng.integers(0, 10, 64).astype(np.uint8),
+    )
+    fm = data.FashionMNIST(images, labels, images[:16], labels[:16], Path(tmp_path))
+    r = lenet_step_race.race(fm, rounds=3, steps=2, batch_size=8)
+    names = set(lenet_step_race.CONTESTANTS) | (
+        {lenet_step_race.TORCH} if "defaults / PyTorch" in r["ratios"] else set()
+    )
+    assert set(r["images_per_second"]) == set(r["round_seconds"]) == names
+    assert all(len(s) == 3 and min(s) > 0 for s in r["round_seconds"].values())
+    for name, s in r["round_seconds"].items():  # img/s is the median round's
+        assert r["images_per_second"][name] == pytest.approx(2 * 8 / float(np.median(s)))
+    assert r["ratios"]["defaults / plain XLA"] == pytest.approx(
+        r["images_per_second"]["jaxconv defaults (auto, NHWC)"]
+        / r["images_per_second"]["jaxconv plain XLA (xla, NCHW)"]
+    )
+    with pytest.raises(ValueError, match="batch_size 100 is larger than the 64 training images"):
+        lenet_step_race.race(fm, batch_size=100)

@@ -1,0 +1,137 @@
+"""LeNet training steps, raced interleaved: jaxconv's defaults, plain XLA and PyTorch, A B C A B C.
+
+    python -m experiments.lenet_step_race [--rounds 10] [--steps 30] [--out runs/lenet-step-race] [--no-torch]
+
+``lenet_benchmark`` trains each contestant for 10 epochs one after the other, so a machine whose
+speed drifts (a shared VM: ±15 % between runs) skews their ratio. Here each round times ``--steps``
+training steps of every contestant in turn, the order rotated each round, on the same batches of
+the book's recipe (batch 256, SGD 0.9); the medians over rounds and their ratios are reported, and
+drift hits every contestant alike. Compilation happens before the first round. PyTorch runs when
+``torch`` is importable (``pip install torch==2.13.0``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from experiments._common import save
+from experiments.lenet_benchmark import torch_book_net
+from jaxconv.data import FashionMNIST, load_fashion_mnist
+from jaxconv.train import TrainConfig, create_train_state, train_step_at
+
+CONTESTANTS = {
+    "jaxconv defaults (auto, NHWC)": TrainConfig(),
+    "jaxconv plain XLA (xla, NCHW)": TrainConfig(impl="xla", layout="NCHW"),
+}
+TORCH = "PyTorch (book's code)"
+
+
+def _jax_runner(config: TrainConfig, data: FashionMNIST, batches: list[np.ndarray]) -> Callable[[], None]:
+    """A callable that trains ``len(batches)`` steps (state carried across calls) and blocks."""
+    images, labels = jnp.asarray(data.train_images), jnp.asarray(data.train_labels.astype(np.int32))
+    idx = [jnp.asarray(b) for b in batches]
+    state = create_train_state(config, len(batches))
+    step = train_step_at.lower(state, images, labels, idx[0]).compile()
+    box = [state]
+
+    def run() -> None:
+        s = box[0]
+        for i in idx:
+            s, _ = step(s, images, labels, i)
+        box[0] = jax.block_until_ready(s)
+
+    return run
+
+
+def _torch_runner(data: FashionMNIST, batches: list[np.ndarray]) -> Callable[[], None]:
+    """The same steps in PyTorch: the book's network, loss and SGD; the data as float tensors."""
+    import torch
+    from torch import nn
+
+    net, loss_fn = torch_book_net(), nn.CrossEntropyLoss()
+    opt = torch.optim.SGD(net.parameters(), lr=0.9)
+    x = torch.from_numpy(data.train_images[:, None].astype(np.float32) / 255.0)
+    y = torch.from_numpy(data.train_labels.astype(np.int64))
+    idx = [torch.from_numpy(b.astype(np.int64)) for b in batches]
+
+    def run() -> None:
+        for i in idx:
+            opt.zero_grad()
+            loss_fn(net(x[i]), y[i]).backward()
+            opt.step()
+
+    return run
+
+
+def race(data: FashionMNIST, rounds: int = 10, steps: int = 30, batch_size: int = 256,
+         with_torch: bool = True, seed: int = 0) -> dict:  # fmt: skip
+    """Times every contestant for ``steps`` steps per round, interleaved over ``rounds`` rounds.
+
+    Returns ``{"images_per_second": {name: median}, "round_seconds": {name: [...]},
+    "ratios": {...}}``; ``with_torch`` is ignored (no PyTorch column) when torch is not installed.
+    """
+    if rounds < 1 or steps < 1 or batch_size < 1:
+        raise ValueError(
+            f"race: rounds, steps and batch_size must be >= 1, got {rounds}, {steps}, {batch_size}"
+        )
+    n = len(data.train_images)
+    if batch_size > n:
+        raise ValueError(f"race: batch_size {batch_size} is larger than the {n} training images")
+    rng = np.random.default_rng(seed)
+    batches = [rng.choice(n, batch_size, replace=False).astype(np.int32) for _ in range(steps)]
+    runners = {name: _jax_runner(config, data, batches) for name, config in CONTESTANTS.items()}
+    if with_torch:
+        try:
+            runners[TORCH] = _torch_runner(data, batches)
+        except ImportError:
+            print("torch is not installed: `pip install torch==2.13.0` adds the PyTorch column")
+    for run in runners.values():  # warm-up: caches, thread pools, first-touch of the buffers
+        run()
+    seconds: dict[str, list[float]] = {name: [] for name in runners}
+    names = list(runners)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            start = time.perf_counter()
+            runners[name]()
+            seconds[name].append(time.perf_counter() - start)
+    per_second = {name: steps * batch_size / statistics.median(s) for name, s in seconds.items()}
+    defaults, plain = names[0], names[1]
+    ratios = {"defaults / plain XLA": per_second[defaults] / per_second[plain]}
+    if TORCH in per_second:
+        ratios["defaults / PyTorch"] = per_second[defaults] / per_second[TORCH]
+        ratios["plain XLA / PyTorch"] = per_second[plain] / per_second[TORCH]
+    return {"images_per_second": per_second, "round_seconds": seconds, "ratios": ratios,
+            "rounds": rounds, "steps": steps, "batch_size": batch_size}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=30, help="training steps per contestant per round")
+    parser.add_argument("--out", default="runs/lenet-step-race")
+    parser.add_argument("--no-torch", action="store_true")
+    args = parser.parse_args(argv)
+    result = race(load_fashion_mnist(), args.rounds, args.steps, with_torch=not args.no_torch)
+    result |= {"jax": jax.__version__, "devices": str(jax.devices())}
+    print(f"\n{args.rounds} interleaved rounds of {args.steps} steps (batch 256), median:")
+    for name, ips in result["images_per_second"].items():
+        print(f"  {name:<32} {ips:>9,.0f} img/s  ({1e3 * result['batch_size'] / ips:.1f} ms/step)")
+    for name, ratio in result["ratios"].items():
+        print(f"  {name}: {ratio:.2f}x")
+    save(Path(args.out), "results", result)
+    print(f"wrote {args.out}/results.json")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -64,7 +64,7 @@ def conv2d(
         kernel tap), ``"banded"`` (stacked input rows times the kernel's band matrix; see
         :mod:`jaxconv.taps`) or ``"winograd"`` (Winograd's ``F(4, r)`` tiles, 4-6x fewer
         multiplications; see :mod:`jaxconv.winograd`). All give the same numbers up to rounding
-        (winograd's transforms add ~1e-6 relative error in float32).
+        (winograd's transforms add up to ~1e-5 relative error in float32).
 
     Returns:
       ``(N, O, OH, OW)`` (or the layout's equivalent, unbatched if ``x`` was), with

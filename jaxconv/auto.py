@@ -43,7 +43,8 @@ MAX_PATCH_BYTES = 2 << 30
 
 def conv_impl(
     backend: str, *, x_shape: Sequence[int], out_channels: int, kernel: Sequence[int], groups: int,
-    itemsize: int = 4, output_hw: Sequence[int] | None = None, stride: int = 1, dilation: int = 1,
+    itemsize: int = 4, output_hw: Sequence[int] | None = None, stride: Sequence[int] = (1, 1),
+    dilation: Sequence[int] = (1, 1),
 ) -> str:  # fmt: skip
     """The implementation ``impl="auto"`` runs for a convolution.
 
@@ -53,7 +54,8 @@ def conv_impl(
       out_channels, kernel, groups: the layer's.
       itemsize: bytes per element of the input dtype.
       output_hw: ``(OH, OW)`` if known (default: ``(H, W)``, an upper bound for the patch size).
-      stride, dilation: along the width (the band runs along rows).
+      stride, dilation: ``(along H, along W)``. Winograd needs both 1 on both axes; the band runs
+        along rows, so its cost depends on the width's.
 
     Examples:
       >>> conv_impl("cpu", x_shape=(256, 1, 28, 28), out_channels=6, kernel=(5, 5), groups=1)
@@ -63,26 +65,32 @@ def conv_impl(
       >>> conv_impl("cpu", x_shape=(32, 64, 56, 56), out_channels=64, kernel=(3, 3), groups=1)
       'winograd'
       >>> conv_impl("cpu", x_shape=(32, 64, 56, 56), out_channels=64, kernel=(3, 3), groups=1,
-      ...           output_hw=(28, 28), stride=2)
+      ...           output_hw=(28, 28), stride=(2, 2))
       'im2col'
       >>> conv_impl("gpu", x_shape=(256, 6, 14, 14), out_channels=16, kernel=(5, 5), groups=1)
       'xla'
     """
+    for name, pair in (("stride", stride), ("dilation", dilation)):
+        if not isinstance(pair, Sequence):
+            raise TypeError(f"conv_impl: {name} must be an (H, W) pair, got {type(pair).__name__} {pair!r}")
+        if len(pair) != 2:
+            raise ValueError(f"conv_impl: {name} must be an (H, W) pair, got {tuple(pair)}")
     if backend != "cpu" or groups != 1:
         return "xla"
     n, c, h, w = x_shape
     kh, kw = kernel
     oh, ow = output_hw if output_hw is not None else (h, w)
     if (
-        stride == dilation == 1
+        tuple(stride) == tuple(dilation) == (1, 1)
         and 3 <= min(kh, kw) <= max(kh, kw) <= MAX_TAPS
         and min(c, out_channels) >= WINOGRAD_MIN_CHANNELS
         and winograd_tile_bytes(n, c, (oh, ow), (kh, kw), itemsize) <= MAX_PATCH_BYTES
     ):
         return "winograd"
-    if band_zeros_per_saved_copy(ow, kw, out_channels, stride, dilation) <= BAND_ZEROS_PER_SAVED_COPY:
-        tile = band_tile(ow, kw, stride, dilation)
-        span = band_span(tile, kw, stride, dilation)
+    sw, dw = stride[1], dilation[1]
+    if band_zeros_per_saved_copy(ow, kw, out_channels, sw, dw) <= BAND_ZEROS_PER_SAVED_COPY:
+        tile = band_tile(ow, kw, sw, dw)
+        span = band_span(tile, kw, sw, dw)
         if kh * span * c * tile * out_channels * itemsize <= MAX_BAND_BYTES:
             return "banded"
     if n * oh * ow * c * kh * kw * itemsize <= MAX_PATCH_BYTES:

@@ -249,7 +249,7 @@ def _picked(shape: ConvShape, impl: str, layout: str) -> str:
         kernel=(shape.kernel, shape.kernel),
         groups=1,
         output_hw=(shape.output_size,) * 2,
-        stride=shape.stride,
+        stride=(shape.stride,) * 2,
     )
 
 

@@ -129,8 +129,8 @@ def conv2d(
             groups=groups,
             itemsize=xb.dtype.itemsize,
             output_hw=output_hw,
-            stride=stride_hw[1],
-            dilation=dilation_hw[1],
+            stride=stride_hw,
+            dilation=dilation_hw,
         )
     y = CORES[impl](
         xb,

@@ -113,7 +113,7 @@ def conv_transpose2d(
     if impl == "auto":
         impl = conv_impl(jax.default_backend(), x_shape=spread.shape, out_channels=c_out, kernel=(kh, kw),
                          groups=groups, itemsize=spread.dtype.itemsize, output_hw=out_hw,
-                         dilation=dilation_hw[1])  # fmt: skip
+                         dilation=dilation_hw)  # fmt: skip
     y = CORES[impl](spread, flipped, bias, stride=(1, 1), pads=((0, 0), (0, 0)), dilation=dilation_hw,
                     groups=groups, layout="NCHW", precision=lax_precision)  # fmt: skip
     y = from_nchw(y, layout)

@@ -15,31 +15,63 @@ LENET = dict(out_channels=6, kernel=(5, 5), groups=1)
     ("backend", "x_shape", "out_channels", "kernel", "output_hw", "groups", "stride", "expected"),
     [
         # band zeros per saved copy: LeNet's layers 9 and 20, a 3->16 5x5 layer 24: measured faster banded
-        ("cpu", (256, 1, 28, 28), 6, (5, 5), (28, 28), 1, 1, "banded"),
-        ("cpu", (256, 6, 14, 14), 16, (5, 5), (10, 10), 1, 1, "banded"),
-        ("cpu", (32, 3, 32, 32), 16, (5, 5), (32, 32), 1, 1, "banded"),
+        ("cpu", (256, 1, 28, 28), 6, (5, 5), (28, 28), 1, (1, 1), "banded"),
+        ("cpu", (256, 6, 14, 14), 16, (5, 5), (10, 10), 1, (1, 1), "banded"),
+        ("cpu", (32, 3, 32, 32), 16, (5, 5), (32, 32), 1, (1, 1), "banded"),
         # stride 1, 3x3 to 5x5, >= 16 channels in and out: measured 1.2-3x faster with winograd
-        ("cpu", (32, 16, 28, 28), 32, (3, 3), (28, 28), 1, 1, "winograd"),
-        ("cpu", (64, 32, 14, 14), 64, (3, 3), (14, 14), 1, 1, "winograd"),
-        ("cpu", (128, 64, 8, 8), 64, (3, 3), (8, 8), 1, 1, "winograd"),
-        ("cpu", (8, 100, 64, 64), 100, (5, 5), (64, 64), 1, 1, "winograd"),
-        ("cpu", (32, 64, 56, 56), 64, (3, 3), (56, 56), 1, 1, "winograd"),
+        ("cpu", (32, 16, 28, 28), 32, (3, 3), (28, 28), 1, (1, 1), "winograd"),
+        ("cpu", (64, 32, 14, 14), 64, (3, 3), (14, 14), 1, (1, 1), "winograd"),
+        ("cpu", (128, 64, 8, 8), 64, (3, 3), (8, 8), 1, (1, 1), "winograd"),
+        ("cpu", (8, 100, 64, 64), 100, (5, 5), (64, 64), 1, (1, 1), "winograd"),
+        ("cpu", (32, 64, 56, 56), 64, (3, 3), (56, 56), 1, (1, 1), "winograd"),
         # the same layers with stride 2 or a 1x1 / 7x7 kernel: im2col (band zeros 64-150)
-        ("cpu", (32, 64, 56, 56), 64, (3, 3), (28, 28), 1, 2, "im2col"),
-        ("cpu", (32, 64, 56, 56), 64, (7, 7), (56, 56), 1, 1, "im2col"),
-        ("cpu", (32, 256, 56, 56), 2, (1, 1), None, 1, 1, "im2col"),  # a 1x1 kernel: the band saves no copy
-        ("cpu", (32, 8, 56, 56), 64, (3, 3), (56, 56), 1, 1, "im2col"),  # 8 input channels: winograd's
+        ("cpu", (32, 64, 56, 56), 64, (3, 3), (28, 28), 1, (2, 2), "im2col"),
+        ("cpu", (32, 64, 56, 56), 64, (7, 7), (56, 56), 1, (1, 1), "im2col"),
+        # stride or dilation along the height alone also rules winograd out (its core is stride 1)
+        ("cpu", (32, 64, 56, 56), 64, (3, 3), (28, 56), 1, (2, 1), "im2col"),
+        # a 1x1 kernel: the band saves no copy
+        ("cpu", (32, 256, 56, 56), 2, (1, 1), None, 1, (1, 1), "im2col"),
+        ("cpu", (32, 8, 56, 56), 64, (3, 3), (56, 56), 1, (1, 1), "im2col"),  # 8 input channels: winograd's
         # transforms cost more than its products save (3 -> 16 and 6 -> 16 measured 1.2-4x slower)
-        ("cpu", (32, 64, 56, 56), 64, (3, 3), None, 2, 1, "xla"),  # groups: unmeasured
-        ("cpu", (4096, 512, 64, 64), 512, (3, 3), None, 1, 1, "xla"),  # the patch matrix would be 300 GB
-        ("gpu", (256, 1, 28, 28), 6, (5, 5), (28, 28), 1, 1, "xla"),
-        ("tpu", (32, 64, 56, 56), 64, (3, 3), None, 1, 1, "xla"),
+        ("cpu", (32, 64, 56, 56), 64, (3, 3), None, 2, (1, 1), "xla"),  # groups: unmeasured
+        ("cpu", (4096, 512, 64, 64), 512, (3, 3), None, 1, (1, 1), "xla"),  # the patch matrix would be 300 GB
+        ("gpu", (256, 1, 28, 28), 6, (5, 5), (28, 28), 1, (1, 1), "xla"),
+        ("tpu", (32, 64, 56, 56), 64, (3, 3), None, 1, (1, 1), "xla"),
     ],
 )
 def test_conv_rule(backend, x_shape, out_channels, kernel, output_hw, groups, stride, expected):
     picked = auto.conv_impl(backend, x_shape=x_shape, out_channels=out_channels, kernel=kernel, groups=groups,
                             output_hw=output_hw, stride=stride)  # fmt: skip
     assert picked == expected
+
+
+def test_conv_rule_reads_both_axes_of_the_dilation():
+    layer = dict(x_shape=(32, 64, 56, 56), out_channels=64, kernel=(3, 3), groups=1)
+    assert auto.conv_impl("cpu", **layer, output_hw=(52, 54), dilation=(2, 1)) == "im2col"
+    assert auto.conv_impl("cpu", **layer, output_hw=(54, 54)) == "winograd"
+
+
+@pytest.mark.parametrize("stride", [2, (2,), (1, 1, 1)])
+def test_conv_rule_rejects_a_stride_that_is_not_a_pair(stride):
+    with pytest.raises((ValueError, TypeError), match="stride"):
+        auto.conv_impl("cpu", x_shape=(1, 1, 8, 8), out_channels=1, kernel=(3, 3), groups=1, stride=stride)
+
+
+def test_auto_sends_a_height_strided_layer_past_winograd(monkeypatch):
+    x = jax.random.normal(jax.random.key(0), (2, 16, 12, 12))
+    w = jax.random.normal(jax.random.key(1), (16, 16, 3, 3))
+    seen = []
+    real = auto.conv_impl
+
+    def spy(backend, **kwargs):
+        seen.append(real(backend, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr("jaxconv.conv.conv_impl", spy)
+    jc.conv2d(x, w, stride=(1, 1))
+    jc.conv2d(x, w, stride=(2, 1))
+    assert seen[0] == "winograd"
+    assert seen[1] != "winograd"
 
 
 def test_band_rule_respects_the_band_size():

@@ -45,6 +45,20 @@ def test_conv_rule(backend, x_shape, out_channels, kernel, output_hw, groups, st
     assert picked == expected
 
 
+@pytest.fixture
+def picks(monkeypatch):
+    """What ``conv2d(impl="auto")`` picked, call by call."""
+    seen = []
+    real = auto.conv_impl
+
+    def spy(backend, **kwargs):
+        seen.append(real(backend, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr("jaxconv.conv.conv_impl", spy)
+    return seen
+
+
 def test_conv_rule_reads_both_axes_of_the_dilation():
     layer = dict(x_shape=(32, 64, 56, 56), out_channels=64, kernel=(3, 3), groups=1)
     assert auto.conv_impl("cpu", **layer, output_hw=(52, 54), dilation=(2, 1)) == "im2col"
@@ -57,21 +71,13 @@ def test_conv_rule_rejects_a_stride_that_is_not_a_pair(stride):
         auto.conv_impl("cpu", x_shape=(1, 1, 8, 8), out_channels=1, kernel=(3, 3), groups=1, stride=stride)
 
 
-def test_auto_sends_a_height_strided_layer_past_winograd(monkeypatch):
+def test_auto_sends_a_height_strided_layer_past_winograd(picks):
     x = jax.random.normal(jax.random.key(0), (2, 16, 12, 12))
     w = jax.random.normal(jax.random.key(1), (16, 16, 3, 3))
-    seen = []
-    real = auto.conv_impl
-
-    def spy(backend, **kwargs):
-        seen.append(real(backend, **kwargs))
-        return seen[-1]
-
-    monkeypatch.setattr("jaxconv.conv.conv_impl", spy)
     jc.conv2d(x, w, stride=(1, 1))
     jc.conv2d(x, w, stride=(2, 1))
-    assert seen[0] == "winograd"
-    assert seen[1] != "winograd"
+    assert picks[0] == "winograd"
+    assert picks[1] != "winograd"
 
 
 def test_band_rule_respects_the_band_size():
@@ -109,22 +115,14 @@ def test_auto_runs_exactly_the_impl_it_picks(c):
     np.testing.assert_allclose(y, jc.conv2d(x, w, impl="xla"), rtol=1e-5, atol=1e-5)
 
 
-def test_auto_follows_the_backend(monkeypatch):
+def test_auto_follows_the_backend(monkeypatch, picks):
     x = jax.random.normal(jax.random.key(0), (2, 1, 8, 8))
     w = jax.random.normal(jax.random.key(1), (3, 1, 3, 3))
-    seen = []
-    real = auto.conv_impl
-
-    def spy(backend, **kwargs):
-        seen.append(real(backend, **kwargs))
-        return seen[-1]
-
-    monkeypatch.setattr("jaxconv.conv.conv_impl", spy)
     monkeypatch.setattr("jaxconv.conv.jax.default_backend", lambda: "tpu")
     jc.conv2d(x, w)
     monkeypatch.setattr("jaxconv.conv.jax.default_backend", lambda: "cpu")
     jc.conv2d(x, w)
-    assert seen == ["xla", "banded"]
+    assert picks == ["xla", "banded"]
 
 
 def test_auto_is_the_default_everywhere():

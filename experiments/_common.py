@@ -13,6 +13,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from jaxconv import host_memory  # noqa: E402
+
 Experiment = Callable[[Path, bool], dict[str, Any]]
 
 
@@ -59,6 +61,7 @@ def main(name: str, run: Experiment, argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=f"runs/experiments/{name}", help="folder for figures and JSON")
     parser.add_argument("--fast", action="store_true", help="smaller settings (smoke tests)")
     args = parser.parse_args(argv)
+    host_memory.tune_from_env()
     run(Path(args.out), args.fast)
     print(f"wrote {args.out}")
     return 0

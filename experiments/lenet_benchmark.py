@@ -18,6 +18,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from jaxconv import host_memory
 from jaxconv.data import FashionMNIST, load_fashion_mnist
 from jaxconv.train import TrainConfig, train_and_evaluate
 
@@ -108,12 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         "--recipes", default=",".join(RECIPES), help=f"comma-separated subset of {list(RECIPES)}"
     )
     args = parser.parse_args(argv)
+    host_memory.tune_from_env()
     chosen = [name.strip() for name in args.recipes.split(",")]
     if not set(chosen) <= set(RECIPES):
         parser.error(f"--recipes must name some of {list(RECIPES)}, got {args.recipes!r}")
     data = load_fashion_mnist()
     results: dict = {"machine": platform.processor() or platform.machine(), "jax": jax.__version__,
-                     "devices": str(jax.devices()), "epochs": args.epochs, "runs": {}}  # fmt: skip
+                     "devices": str(jax.devices()), "epochs": args.epochs,
+                     "glibc_malloc_tuned": host_memory.tuned(), "runs": {}}  # fmt: skip
     for name in chosen:
         recipe = RECIPES[name]
         out = Path(args.out) / name

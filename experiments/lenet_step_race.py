@@ -24,6 +24,7 @@ import numpy as np
 
 from experiments._common import save
 from experiments.lenet_benchmark import torch_book_net
+from jaxconv import host_memory
 from jaxconv.data import FashionMNIST, load_fashion_mnist
 from jaxconv.train import TrainConfig, create_train_state, train_step_at
 
@@ -121,8 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/lenet-step-race")
     parser.add_argument("--no-torch", action="store_true")
     args = parser.parse_args(argv)
+    host_memory.tune_from_env()
     result = race(load_fashion_mnist(), args.rounds, args.steps, with_torch=not args.no_torch)
-    result |= {"jax": jax.__version__, "devices": str(jax.devices())}
+    result |= {
+        "jax": jax.__version__,
+        "devices": str(jax.devices()),
+        "glibc_malloc_tuned": host_memory.tuned(),
+    }
     print(f"\n{args.rounds} interleaved rounds of {args.steps} steps (batch 256), median:")
     for name, ips in result["images_per_second"].items():
         print(f"  {name:<32} {ips:>9,.0f} img/s  ({1e3 * result['batch_size'] / ips:.1f} ms/step)")

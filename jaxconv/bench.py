@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxconv import host_memory
 from jaxconv.auto import conv_impl
 from jaxconv.conv import conv2d
 from jaxconv.shapes import conv_output_shape
@@ -255,7 +256,8 @@ def _picked(shape: ConvShape, impl: str, layout: str) -> str:
 
 def run(shapes: Sequence[ConvShape] = STANDARD_SHAPES, impls: Sequence[str] | None = None, repeats: int = 5,
         with_torch: bool | None = None, progress: Callable[[str], None] = print) -> dict:  # fmt: skip
-    """Benchmarks ``shapes``; returns ``{"device", "matmul_gflops", "rows"}`` (one row per shape x impl).
+    """Benchmarks ``shapes``; returns ``{"device", "matmul_gflops", "glibc_malloc_tuned", "rows"}`` (one
+    row per shape x impl). Whether malloc is tuned is the caller's choice (:mod:`jaxconv.host_memory`).
 
     ``impls`` filters the candidates by impl name (``"xla"``, ``"manual"``, ``"im2col"``,
     ``"shift_add"``, ``"banded"``, ``"winograd"``, ``"auto"``, ``"torch"``); xla NCHW always runs, as
@@ -276,7 +278,7 @@ def run(shapes: Sequence[ConvShape] = STANDARD_SHAPES, impls: Sequence[str] | No
             rows.append(row)
         _ratios([r for r in rows if r["shape"] == shape.name])
     return {"device": str(jax.devices()[0]), "backend": jax.default_backend(), "matmul_gflops": peak,
-            "repeats": repeats, "rows": rows}  # fmt: skip
+            "repeats": repeats, "glibc_malloc_tuned": host_memory.tuned(), "rows": rows}  # fmt: skip
 
 
 def _ratios(rows: list[dict]) -> None:
@@ -297,7 +299,8 @@ def format_table(result: dict) -> str:
     )
     lines = [
         f"device {result['device']}, matmul {result['matmul_gflops']:.0f} GFLOP/s, median of "
-        f"{result['repeats']}, forward+backward = output and grads wrt input and weight",
+        f"{result['repeats']}, forward+backward = output and grads wrt input and weight, glibc malloc "
+        f"{'tuned' if result.get('glibc_malloc_tuned') else 'as it came'} (jaxconv.host_memory)",
         head,
     ]
 

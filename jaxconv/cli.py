@@ -5,6 +5,9 @@ jaxconv summary    LeNet's layer-by-layer output shapes and parameter counts
 jaxconv demo       the chapter's worked examples through both implementations
 jaxconv experiment the chapter's experiments with figures (NAME or all)
 jaxconv bench      every convolution implementation timed on standard (or your) layer shapes
+
+Every command first makes glibc's malloc keep freed memory for reuse (``jaxconv.host_memory``);
+``JAXCONV_TUNE_MALLOC=0`` leaves it alone.
 """
 
 from __future__ import annotations
@@ -134,6 +137,13 @@ def _train(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from jaxconv import host_memory
+
+    try:  # large XLA buffers reuse freed memory instead of faulting in fresh pages every step
+        host_memory.tune_from_env()
+    except ValueError as e:
+        print(f"jaxconv: {e}", file=sys.stderr)
+        return 1
     if args.command == "train":
         return _train(args)
     if args.command == "summary":

@@ -52,6 +52,8 @@ def test_run_times_every_contestant_and_they_agree(tmp_path):
     assert {r["runs"] for r in result["rows"] if r["impl"] == "auto NCHW"} <= set(jc.IMPLS)
     table = bench.format_table(result)
     assert "im2col NHWC" in table and "tiny" in table
+    assert result["glibc_malloc_tuned"] is jc.host_memory.tuned()
+    assert f"glibc malloc {'tuned' if jc.host_memory.tuned() else 'as it came'}" in table
     paths = bench.write(result, tmp_path)
     assert json.loads(paths[0].read_text())["rows"][0]["shape"] == "tiny"
     assert paths[1].read_text().startswith("shape,impl,")

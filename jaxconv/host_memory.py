@@ -69,7 +69,8 @@ def tune_glibc_malloc() -> bool:
 
 
 def tuned() -> bool:
-    """Whether :func:`tune_glibc_malloc` has taken effect in this process (benchmarks record it)."""
+    """Whether :func:`tune_glibc_malloc` ran in this process and glibc accepted its settings
+    (benchmarks record it). It cannot tell whether threads had made their own arenas before."""
     return _tuned
 
 

@@ -1,5 +1,8 @@
 """The tap and band building blocks of the hand-written convolutions, checked by construction."""
 
+import math
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -117,3 +120,68 @@ def test_banded_matches_the_float64_reference_on_wide_rows(width, kw, stride, di
     opts = dict(stride=(1, stride), padding=((0, 0), (pad, pad)), dilation=(1, dilation))
     want = reference.conv2d(x, w, stride=(1, stride), padding=((0, 0), (pad, pad)), dilation=(1, dilation))
     np.testing.assert_allclose(jc.conv2d(x, w, impl="banded", **opts), want, rtol=1e-5, atol=1e-5)
+
+
+def _big_relayouts(hlo: str, min_elements: int) -> list[str]:
+    """Transposes and copies in optimised HLO text moving at least ``min_elements`` elements."""
+    found = []
+    for shape, op in re.findall(r"= \w+\[([\d,]*)\]\{[\d,]*\} (transpose|copy)\(", hlo):
+        if math.prod(int(d) for d in shape.split(",") if d) >= min_elements:
+            found.append(f"{op} [{shape}]")
+    return found
+
+
+@pytest.mark.parametrize(("impl", "relayouts"), [("im2col", False), ("shift_add", True)])
+def test_pointwise_nchw_im2col_moves_no_data_forward_or_backward(impl, relayouts):
+    # A 1x1 kernel in NCHW is one (O, C) @ (C, H * W) product per image: neither the input, the
+    # output nor their gradients are transposed. shift_add, which works in NHWC, shows the check bites.
+    x, w, g = jnp.ones((2, 5, 7, 6)), jnp.ones((3, 5, 1, 1)), jnp.ones((2, 3, 7, 6))
+
+    def forward_backward(x, w):
+        y, pullback = jax.vjp(lambda x, w: jc.conv2d(x, w, impl=impl), x, w)
+        return y, *pullback(g)
+
+    hlo = jax.jit(forward_backward).lower(x, w).compile().as_text()
+    assert bool(_big_relayouts(hlo, g.size)) == relayouts, _big_relayouts(hlo, g.size)
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    n=st.integers(1, 3),
+    c=st.integers(1, 4),
+    o=st.integers(1, 4),
+    h=st.integers(1, 7),
+    w=st.integers(1, 7),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    pads=st.tuples(
+        st.tuples(st.integers(0, 2), st.integers(0, 2)), st.tuples(st.integers(0, 2), st.integers(0, 2))
+    ),
+    bias=st.booleans(),
+)
+def test_pointwise_nchw_im2col_matches_the_float64_reference(n, c, o, h, w, stride, pads, bias):
+    key = jax.random.split(jax.random.key(n * 1000 + c * 100 + o * 10 + h), 3)
+    x, k = jax.random.normal(key[0], (n, c, h, w)), jax.random.normal(key[1], (o, c, 1, 1))
+    b = jax.random.normal(key[2], (o,)) if bias else None
+    want = reference.conv2d(x, k, None if b is None else np.asarray(b), stride=stride, padding=pads)
+    reference.assert_close(jc.conv2d(x, k, b, stride=stride, padding=pads, impl="im2col"), want)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_pointwise_nchw_im2col_gradients_match_xla(dtype):
+    key = jax.random.split(jax.random.key(3), 4)
+    x = jax.random.normal(key[0], (3, 6, 9, 8)).astype(dtype)
+    w = jax.random.normal(key[1], (4, 6, 1, 1)).astype(dtype)
+    b = jax.random.normal(key[2], (4,)).astype(dtype)
+    opts = dict(stride=(2, 1), padding=((1, 0), (0, 2)))
+    g = jax.random.normal(key[3], jc.conv2d(x, w, b, **opts).shape).astype(dtype)
+
+    def grads(impl, *args):
+        y, pullback = jax.vjp(lambda x, w, b: jc.conv2d(x, w, b, impl=impl, **opts), *args[:3])
+        return y, *pullback(args[3])
+
+    # against XLA in float32 on the same (rounded) numbers: the half-precision result is checked
+    # to half-precision tolerance, not against XLA's own half-precision rounding
+    wide = grads("xla", *(a.astype(jnp.float32) for a in (x, w, b, g)))
+    for got, want in zip(grads("im2col", x, w, b, g), wide, strict=True):
+        assert got.dtype == dtype
+        reference.assert_close(got, want, dtype=jnp.dtype(dtype).name)

@@ -101,7 +101,7 @@ def test_band_tile_keeps_the_span_within_twice_the_extent_and_covers_the_row(out
     assert tiles * tile - out_width < tiles  # evenly spread: less than one padding column per tile
 
 
-@settings(max_examples=15)
+@settings(max_examples=8)
 @given(
     width=st.integers(6, 48),
     kw=st.integers(1, 6),
@@ -145,7 +145,7 @@ def test_pointwise_nchw_im2col_moves_no_data_forward_or_backward(impl, relayouts
     assert bool(_big_relayouts(hlo, g.size)) == relayouts, _big_relayouts(hlo, g.size)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=5, deadline=None)
 @given(
     n=st.integers(1, 3),
     c=st.integers(1, 4),

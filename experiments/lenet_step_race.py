@@ -26,11 +26,11 @@ from experiments._common import save
 from experiments.lenet_benchmark import torch_book_net
 from jaxconv import host_memory
 from jaxconv.data import FashionMNIST, load_fashion_mnist
-from jaxconv.train import TrainConfig, create_train_state, train_step_at
+from jaxconv.train import TrainConfig, create_train_state, steps_for
 
 CONTESTANTS = {
     "jaxconv defaults (auto, NHWC)": TrainConfig(),
-    "jaxconv plain XLA (xla, NCHW)": TrainConfig(impl="xla", layout="NCHW"),
+    "jaxconv plain XLA (xla, NCHW)": TrainConfig(impl="xla", layout="NCHW", cpu_compiler_options=False),
 }
 TORCH = "PyTorch (book's code)"
 
@@ -40,7 +40,7 @@ def _jax_runner(config: TrainConfig, data: FashionMNIST, batches: list[np.ndarra
     images, labels = jnp.asarray(data.train_images), jnp.asarray(data.train_labels.astype(np.int32))
     idx = [jnp.asarray(b) for b in batches]
     state = create_train_state(config, len(batches))
-    step = train_step_at.lower(state, images, labels, idx[0]).compile()
+    step = steps_for(config)[0].lower(state, images, labels, idx[0]).compile()
     box = [state]
 
     def run() -> None:

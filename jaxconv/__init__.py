@@ -8,6 +8,7 @@ backend), ``"xla"`` (XLA's fused op), ``"manual"`` (the book's definition, vmapp
 
 from jaxconv import convert as convert
 from jaxconv import host_memory as host_memory
+from jaxconv import xla_options as xla_options
 from jaxconv._checks import IMPL_CHOICES as IMPL_CHOICES
 from jaxconv._checks import IMPLS as IMPLS
 from jaxconv.adaptive_pool import adaptive_avg_pool2d as adaptive_avg_pool2d

@@ -42,6 +42,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="output folder (default runs/lenet-VARIANT)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.msgpack")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--xla-defaults", action="store_true",
+                   help="compile the steps with XLA's default options, not jaxconv's CPU ones")  # fmt: skip
     dist = p.add_argument_group("scale-out", "data parallelism over devices and hosts (see README)")
     dist.add_argument("--devices", type=int, default=None,
                       help="train data-parallel over this many devices (default: all JAX sees)")  # fmt: skip
@@ -117,6 +119,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"jaxconv train: {e}", file=sys.stderr)
         return 1
     options["progress"] = not options.pop("no_progress")
+    options["cpu_compiler_options"] = not options.pop("xla_defaults")
     options["out"] = options["out"] or f"runs/lenet-{args.variant}"
     try:
         config = TrainConfig(**options)

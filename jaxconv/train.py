@@ -21,7 +21,7 @@ from flax import struct
 from flax.training import train_state
 from tqdm.auto import tqdm
 
-from jaxconv import checkpoint, distributed
+from jaxconv import checkpoint, distributed, xla_options
 from jaxconv._checks import IMPL_CHOICES, LAYOUTS
 from jaxconv.curves import plot_history
 from jaxconv.data import FashionMNIST, batch_indices, load_fashion_mnist
@@ -60,6 +60,9 @@ class TrainConfig:
     resume: bool = False
     progress: bool = True
     devices: int | None = None  # data-parallel over this many devices (None: all JAX sees)
+    # The steps compiled with jaxconv's XLA options on CPU (xla_options.CPU_OPTIONS); False: XLA's
+    # defaults, as a plain Flax script gets.
+    cpu_compiler_options: bool = True
 
     def __post_init__(self) -> None:
         for name, choices in (("variant", VARIANTS), ("impl", IMPL_CHOICES), ("layout", LAYOUTS),
@@ -76,6 +79,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: lr must be finite and > 0, got {self.lr!r}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"TrainConfig: momentum must be in [0, 1), got {self.momentum!r}")
+        for name in ("batch_norm", "resume", "progress", "cpu_compiler_options"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"TrainConfig: {name} must be a bool, got {getattr(self, name)!r}")
         if self.batch_norm and self.variant != "modern":
             raise ValueError("TrainConfig: batch_norm needs variant='modern'")
 
@@ -138,7 +144,7 @@ def _metrics(logits: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
     }
 
 
-@jax.jit
+@xla_options.jit
 def train_step(state: TrainState, batch: tuple[jax.Array, jax.Array]) -> tuple[TrainState, dict]:
     """One SGD step on ``batch = (images uint8 (B, 28, 28), labels int32 (B,))``."""
     images, labels = batch
@@ -160,7 +166,7 @@ def train_step(state: TrainState, batch: tuple[jax.Array, jax.Array]) -> tuple[T
     return state, _metrics(logits, labels)
 
 
-@jax.jit
+@xla_options.jit
 def eval_step(state: TrainState, batch: tuple[jax.Array, jax.Array]) -> dict[str, jax.Array]:
     images, labels = batch
     variables = {"params": state.params}
@@ -169,8 +175,7 @@ def eval_step(state: TrainState, batch: tuple[jax.Array, jax.Array]) -> dict[str
     return _metrics(state.apply_fn(variables, _images(state, images), train=False), labels)
 
 
-@jax.jit
-def train_step_at(
+def _train_step_at(
     state: TrainState, images: jax.Array, labels: jax.Array, idx: jax.Array
 ) -> tuple[TrainState, dict]:
     """:func:`train_step` on the rows ``idx`` of the device-resident training set: the gather
@@ -178,12 +183,22 @@ def train_step_at(
     return train_step(state, (images[idx], labels[idx]))
 
 
-@jax.jit
-def eval_step_at(
+def _eval_step_at(
     state: TrainState, images: jax.Array, labels: jax.Array, idx: jax.Array
 ) -> dict[str, jax.Array]:
     """:func:`eval_step` on the rows ``idx`` of a device-resident set."""
     return eval_step(state, (images[idx], labels[idx]))
+
+
+# Compiled with jaxconv's XLA options (xla_options) or with XLA's defaults: steps_for(config) picks.
+train_step_at = xla_options.jit(_train_step_at)
+eval_step_at = xla_options.jit(_eval_step_at)
+_PLAIN_STEPS = (jax.jit(_train_step_at), jax.jit(_eval_step_at))
+
+
+def steps_for(config: TrainConfig) -> tuple[Any, Any]:
+    """``(train_step_at, eval_step_at)`` as ``config.cpu_compiler_options`` compiles them."""
+    return (train_step_at, eval_step_at) if config.cpu_compiler_options else _PLAIN_STEPS
 
 
 def _summed(metrics: list[dict[str, jax.Array]]) -> dict[str, float]:
@@ -194,12 +209,14 @@ def _summed(metrics: list[dict[str, jax.Array]]) -> dict[str, float]:
     }
 
 
-def evaluate(state: TrainState, images: jax.Array, labels: jax.Array, batch_size: int) -> dict[str, float]:
-    """Loss and accuracy over a device-resident set, in batches split over the state's mesh."""
+def evaluate(state: TrainState, images: jax.Array, labels: jax.Array, batch_size: int,
+             step: Any = eval_step_at) -> dict[str, float]:  # fmt: skip
+    """Loss and accuracy over a device-resident set, in batches split over the state's mesh;
+    ``step`` is an ``eval_step_at`` (:func:`steps_for`)."""
     mesh = _mesh_of(state)
     n = images.shape[0]
     metrics = [
-        eval_step_at(state, images, labels, distributed.put_batch(np.arange(i, min(i + batch_size, n)), mesh))
+        step(state, images, labels, distributed.put_batch(np.arange(i, min(i + batch_size, n)), mesh))
         for i in range(0, n, batch_size)
     ]
     return _summed(metrics)
@@ -237,17 +254,16 @@ def _batch_rows(n: int, batch_size: int) -> set[int]:
 
 
 def _compile(state: TrainState, train: tuple[jax.Array, jax.Array], test: tuple[jax.Array, jax.Array],
-             batch_size: int, eval_batch_size: int) -> float:  # fmt: skip
+             batch_size: int, eval_batch_size: int, steps: tuple[Any, Any]) -> float:  # fmt: skip
     """Compiles the steps for every batch shape they will see, so epoch timings exclude compilation.
 
     Returns the seconds it took. ``jit``'s cache keeps the executables for the loop's calls.
     """
     start = time.perf_counter()
     sharding = distributed.batch_sharding(_mesh_of(state))
-    steps = ((train_step_at, train, batch_size), (eval_step_at, test, eval_batch_size))
     lowered = [
         step.lower(state, images, labels, jax.ShapeDtypeStruct((rows,), jnp.int32, sharding=sharding))
-        for step, (images, labels), size in steps
+        for step, (images, labels), size in ((steps[0], train, batch_size), (steps[1], test, eval_batch_size))
         for rows in _batch_rows(images.shape[0], size)
     ]
     for low in lowered:
@@ -288,8 +304,9 @@ def train_and_evaluate(config: TrainConfig, data: FashionMNIST | None = None) ->
     done = 0
     if config.resume:
         state, done, history, saved = checkpoint.load(out / "checkpoint.msgpack", state)
+        # A field newer than the checkpoint is not compared (the checkpoint cannot have set it).
         changed = {
-            k: (saved.get(k), v) for k, v in config_dict.items() if k not in RESUMABLE and saved.get(k) != v
+            k: (saved[k], v) for k, v in config_dict.items() if k not in RESUMABLE and saved.get(k, v) != v
         }
         if changed:
             raise ValueError(f"train: --resume with a different config than the checkpoint's: {changed}")
@@ -301,8 +318,9 @@ def train_and_evaluate(config: TrainConfig, data: FashionMNIST | None = None) ->
         if main:
             print(line, flush=True)
 
+    train_step_fn, eval_step_fn = steps_for(config)
     compile_seconds = _compile(state, (train_x, train_y), (test_x, test_y), config.batch_size,
-                               config.eval_batch_size)  # fmt: skip
+                               config.eval_batch_size, (train_step_fn, eval_step_fn))  # fmt: skip
     say(f"compiled train and eval steps in {compile_seconds:.2f} s on {mesh.size} device(s)")
     for epoch in range(done + 1, config.epochs + 1):
         start, first_step = time.perf_counter(), int(state.step)
@@ -310,7 +328,7 @@ def train_and_evaluate(config: TrainConfig, data: FashionMNIST | None = None) ->
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", leave=False, unit="step",
                    disable=not (config.progress and main))  # fmt: skip
         for i, idx in enumerate(batch_indices(n_train, config.batch_size, config.seed, epoch), start=1):
-            state, m = train_step_at(
+            state, m = train_step_fn(
                 state, train_x, train_y, distributed.put_batch(idx.astype(np.int32), mesh)
             )
             metrics.append(m)
@@ -320,7 +338,7 @@ def train_and_evaluate(config: TrainConfig, data: FashionMNIST | None = None) ->
         bar.close()
         train = _summed(metrics)
         train_seconds = time.perf_counter() - start
-        test = evaluate(state, test_x, test_y, config.eval_batch_size)
+        test = evaluate(state, test_x, test_y, config.eval_batch_size, eval_step_fn)
         history.append({
             "epoch": epoch, "train_loss": train["loss"], "train_acc": train["acc"], "test_acc": test["acc"],
             "test_loss": test["loss"], "images_per_second": n_train / train_seconds,

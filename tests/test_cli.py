@@ -56,3 +56,13 @@ def test_python_dash_m_entry_point():
     assert result.returncode == 0, result.stderr
     assert "6.2 corr2d(X, K): xla == manual" in result.stdout
     assert "!=" not in result.stdout
+
+
+def test_train_xla_defaults_flag_reaches_the_config(monkeypatch, tmp_path):
+    from jaxconv import train
+
+    seen = []
+    monkeypatch.setattr(train, "train_and_evaluate", lambda config: seen.append(config) or [])
+    assert main(["train", "--out", str(tmp_path)]) == 0
+    assert main(["train", "--out", str(tmp_path), "--xla-defaults"]) == 0
+    assert [c.cpu_compiler_options for c in seen] == [True, False]

@@ -94,13 +94,6 @@ def torch_book_recipe(data: FashionMNIST, epochs: int, seed: int = 0) -> dict:
     }
 
 
-LABELS = {
-    BOOK: "book recipe (classic, SGD 0.9), default impl=auto NHWC",
-    PLAIN: "book recipe, plain impl=xla NCHW, XLA's default options",
-    "modern": "modern (ReLU, max-pool, BN, Adam 2e-3 cosine), auto NHWC",
-}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

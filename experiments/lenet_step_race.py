@@ -1,12 +1,14 @@
-"""LeNet training steps, raced interleaved: jaxconv's defaults, plain XLA and PyTorch, A B C A B C.
+"""LeNet training steps, raced interleaved: jaxconv's defaults, plain XLA and PyTorch, in balanced orders.
 
-    python -m experiments.lenet_step_race [--rounds 10] [--steps 30] [--out runs/lenet-step-race] [--no-torch]
+    python -m experiments.lenet_step_race [--rounds 12] [--steps 30] [--out runs/lenet-step-race] [--no-torch]
 
 ``lenet_benchmark`` trains each contestant for 10 epochs one after the other, so a machine whose
 speed drifts (a shared VM: ±15 % between runs) skews their ratio. Here each round times ``--steps``
-training steps of every contestant in turn, the order rotated each round, on the same batches of
-the book's recipe (batch 256, SGD 0.9); the medians over rounds and their ratios are reported, and
-drift hits every contestant alike. Compilation happens before the first round. PyTorch runs when
+training steps of every contestant in turn, on the same batches of the book's recipe (batch 256,
+SGD 0.9); the medians over rounds and their ratios are reported, and drift hits every contestant
+alike. The order changes each round so that each contestant runs after every other equally often
+(:func:`jaxconv.bench.round_orders`; 6 rounds balance 3 contestants): a JAX step right after
+PyTorch's runs slower. Compilation happens before the first round. PyTorch runs when
 ``torch`` is importable (``pip install torch==2.13.0``).
 """
 
@@ -25,6 +27,7 @@ import numpy as np
 from experiments._common import save
 from experiments.lenet_benchmark import torch_book_net
 from jaxconv import host_memory
+from jaxconv.bench import round_orders
 from jaxconv.data import FashionMNIST, load_fashion_mnist
 from jaxconv.train import TrainConfig, create_train_state, steps_for
 
@@ -72,7 +75,7 @@ def _torch_runner(data: FashionMNIST, batches: list[np.ndarray]) -> Callable[[],
     return run
 
 
-def race(data: FashionMNIST, rounds: int = 10, steps: int = 30, batch_size: int = 256,
+def race(data: FashionMNIST, rounds: int = 12, steps: int = 30, batch_size: int = 256,
          with_torch: bool = True, seed: int = 0) -> dict:  # fmt: skip
     """Times every contestant for ``steps`` steps per round, interleaved over ``rounds`` rounds.
 
@@ -98,8 +101,8 @@ def race(data: FashionMNIST, rounds: int = 10, steps: int = 30, batch_size: int 
         run()
     seconds: dict[str, list[float]] = {name: [] for name in runners}
     names = list(runners)
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
+    for order in round_orders(names, rounds):  # each contestant behind every other equally often
+        for name in order:
             start = time.perf_counter()
             runners[name]()
             seconds[name].append(time.perf_counter() - start)
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--steps", type=int, default=30, help="training steps per contestant per round")
     parser.add_argument("--out", default="runs/lenet-step-race")
     parser.add_argument("--no-torch", action="store_true")

@@ -19,6 +19,7 @@ import numpy as np
 
 import jaxconv as jc
 from experiments._common import main, save
+from jaxconv.bench import round_orders
 from jaxconv.nn import LeNet
 
 
@@ -26,10 +27,10 @@ def _race(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float
     for fn in fns.values():
         jax.block_until_ready(fn())  # compile
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    for order in round_orders(list(fns), repeats):  # each behind every other equally often
+        for name in order:
             start = time.perf_counter()
-            jax.block_until_ready(fn())
+            jax.block_until_ready(fns[name]())
             times[name].append(time.perf_counter() - start)
     return {name: float(np.median(t)) for name, t in times.items()}
 

@@ -2,9 +2,10 @@
 
 ``jaxconv bench`` (or :func:`run`) times each implementation forward and forward+backward (the output
 and the gradients with respect to input and weight, as a training step needs them), median of
-``repeats`` runs after compilation, with the implementations interleaved (A B C, B C A, ...) so that
-drift of a shared machine hits all alike; the book's manual impl, whose memory churn slows whatever
-follows it, is timed alone afterwards.
+``repeats`` runs after compilation, with the implementations interleaved so that drift of a shared
+machine hits all alike, each round in another order (:func:`round_orders`: each runs after every
+other equally often, since what ran just before slows some); the book's manual impl, whose memory
+churn slows whatever follows it, is timed alone afterwards.
 It reports GFLOP/s, the fraction of a float32 matmul's rate measured in the same run, compile time,
 and the error against XLA's NCHW result in float32 and bfloat16. PyTorch joins when importable.
 """
@@ -101,6 +102,49 @@ CANDIDATES = (
     ("auto NCHW", "auto", "NCHW"),
 )
 TORCH = "torch NCHW"
+
+
+def round_orders(labels: Sequence[str], rounds: int) -> list[list[str]]:
+    """The order in which each of ``rounds`` timing rounds runs ``labels``: rows of a Williams design.
+
+    What ran just before a contestant changes its time. On the README's 2-core CPU a JAX call made
+    right after a PyTorch call took 14.2 ms instead of 8.9 ms (LeNet conv2, forward+backward; 20 ms
+    of sleep in between removed the difference). Rotating one order (A B C, B C A, ...) keeps every
+    contestant behind the same one in every round but the first; a Williams design (a Latin square
+    balanced for carryover) puts each contestant behind every other equally often: once per ``n``
+    rounds for an even number ``n`` of labels, twice per ``2 n`` for an odd one. Each contestant also
+    runs at each position equally often. Rounds beyond a full design repeat it from the start.
+
+    Args:
+      labels: the contestants, distinct.
+      rounds: how many rounds, >= 0.
+
+    Returns:
+      ``rounds`` lists, each a permutation of ``labels``.
+
+    Examples:
+      >>> round_orders("ABCD", 4)
+      [['A', 'B', 'D', 'C'], ['B', 'C', 'A', 'D'], ['C', 'D', 'B', 'A'], ['D', 'A', 'C', 'B']]
+    """
+    labels = list(labels)
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"round_orders: labels must be distinct, got {labels}")
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0:
+        raise ValueError(f"round_orders: rounds must be an int >= 0, got {rounds!r}")
+    n = len(labels)
+    first, low, high = [0], 1, n - 1  # 0, 1, n-1, 2, n-2, ...: successive differences all distinct
+    while low <= high:
+        first.append(low)
+        low += 1
+        if low <= high:
+            first.append(high)
+            high -= 1
+    square = [[(k + shift) % n for k in first[:n]] for shift in range(n)]
+    if n % 2:  # an odd square needs its mirror image to balance who follows whom
+        square += [row[::-1] for row in square]
+    if not square:
+        return [[] for _ in range(rounds)]
+    return [[labels[k] for k in square[r % len(square)]] for r in range(rounds)]
 
 
 def _inputs(shape: ConvShape, layout: str, dtype: jnp.dtype) -> tuple[jax.Array, jax.Array]:
@@ -221,12 +265,10 @@ def bench_shape(shape: ConvShape, candidates: Sequence[tuple[str, str, str]], re
         calls[TORCH] = (forward, forward_backward, args)
     # The book's manual impl allocates gigabytes on the big shapes; whatever runs after it pays for the
     # allocator's page faults (10x on the 1x1 layer). So it is timed alone, after the interleaved rounds.
-    interleaved = [label for label in calls if label != "manual"]
-    shifts = [r % len(interleaved) for r in range(repeats)]
-    rounds = [interleaved[k:] + interleaved[:k] for k in shifts]
+    rounds = round_orders([label for label in calls if label != "manual"], repeats)
     if "manual" in calls:
         rounds += [["manual"]] * repeats
-    for order in rounds:  # A B C, B C A, ...: drift of a shared machine hits all alike
+    for order in rounds:  # drift of a shared machine, and each contestant's wake, hit all alike
         for label in order:
             forward, forward_backward, args = calls[label]
             for key, fn in (("forward", forward), ("forward_backward", forward_backward)):

@@ -1,10 +1,14 @@
 """The benchmark harness: shapes parse and validate, every contestant runs and agrees, files are written."""
 
+import itertools
 import json
+from collections import Counter
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import jaxconv as jc
 from jaxconv import bench
@@ -81,3 +85,32 @@ def test_forward_backward_times_the_forward_pass_too():
     y, dx, dw = forward_backward(x, w, g)
     np.testing.assert_array_equal(y, forward(x, w))
     assert (dx.shape, dw.shape) == (x.shape, w.shape)
+
+
+@given(n=st.integers(1, 12), extra=st.integers(0, 5))
+def test_round_orders_put_each_contestant_behind_every_other_equally_often(n, extra):
+    labels = [f"impl{k}" for k in range(n)]
+    full = n if n % 2 == 0 else 2 * n  # one whole Williams design
+    orders = bench.round_orders(labels, full + extra)
+    assert len(orders) == full + extra
+    assert all(sorted(order) == sorted(labels) for order in orders)
+    assert orders[full:] == orders[:extra]  # later rounds repeat the design
+    design = orders[:full]
+    followers = Counter(pair for order in design for pair in itertools.pairwise(order))
+    times = full // n  # every ordered pair of distinct contestants, equally often
+    assert followers == dict.fromkeys(itertools.permutations(labels, 2), times)
+    at_position = Counter((k, label) for order in design for k, label in enumerate(order))
+    assert set(at_position.values()) == {full // n}
+    if n % 2 == 0:  # within one square nobody follows the same contestant twice
+        for label in labels:
+            behind = [o[o.index(label) - 1] for o in design if o.index(label) > 0]
+            assert len(behind) == len(set(behind))
+
+
+def test_round_orders_refuse_repeated_labels_and_bad_rounds():
+    assert bench.round_orders([], 2) == [[], []]
+    with pytest.raises(ValueError, match="labels must be distinct"):
+        bench.round_orders(["xla", "xla"], 2)
+    for rounds in (-1, 2.0, True):
+        with pytest.raises(ValueError, match="rounds must be an int >= 0"):
+            bench.round_orders(["xla"], rounds)

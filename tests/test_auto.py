@@ -81,11 +81,11 @@ def test_auto_sends_a_height_strided_layer_past_winograd(picks):
 
 
 def test_band_rule_respects_the_band_size():
-    # 2 output channels: 3 zeros per saved copy, but the band is 5 * 10 * C * 6 * 2 * 4 bytes:
-    # 37.5 MiB for 16384 channels, 75 MiB for 32768 (over the limit: im2col).
-    small = dict(out_channels=2, kernel=(5, 5), groups=1, output_hw=(16, 16))
-    assert auto.conv_impl("cpu", x_shape=(1, 16384, 20, 20), **small) == "banded"
-    assert auto.conv_impl("cpu", x_shape=(1, 32768, 20, 20), **small) == "im2col"
+    # 2 output channels, 18 wide (3 exact tiles of 6): 3 zeros per saved copy, but the band is
+    # 5 * 10 * C * 6 * 2 * 4 bytes: 37.5 MiB for 16384 channels, 75 MiB for 32768 (over the limit: im2col).
+    small = dict(out_channels=2, kernel=(5, 5), groups=1, output_hw=(18, 18))
+    assert auto.conv_impl("cpu", x_shape=(1, 16384, 22, 22), **small) == "banded"
+    assert auto.conv_impl("cpu", x_shape=(1, 32768, 22, 22), **small) == "im2col"
 
 
 def test_band_zeros_per_saved_copy_by_hand():

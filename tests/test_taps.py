@@ -91,7 +91,8 @@ def test_overlapping_tiles_overlap_and_zero_fill():
 
 
 @pytest.mark.parametrize(("out_width", "kw", "stride", "dilation"), [(28, 5, 1, 1), (10, 5, 1, 1), (61, 7, 3, 1),
-                                                                       (30, 3, 2, 2), (5, 1, 1, 1), (3, 9, 1, 1)])  # fmt: skip
+                                                                       (30, 3, 2, 2), (5, 1, 1, 1), (3, 9, 1, 1), (32, 5, 1, 1), (21, 3, 1, 1),
+                                                                       (13, 5, 1, 1), (7, 5, 1, 1)])  # fmt: skip
 def test_band_tile_keeps_the_span_within_twice_the_extent_and_covers_the_row(out_width, kw, stride, dilation):
     tile = taps.band_tile(out_width, kw, stride, dilation)
     extent = (kw - 1) * dilation + 1
@@ -99,6 +100,18 @@ def test_band_tile_keeps_the_span_within_twice_the_extent_and_covers_the_row(out
     assert (tile - 1) * stride + extent <= taps.BAND_SPAN_PER_EXTENT * extent
     tiles = -(-out_width // tile)
     assert tiles * tile - out_width < tiles  # evenly spread: less than one padding column per tile
+    widest = max(1, (taps.BAND_SPAN_PER_EXTENT - 1) * extent // stride + 1)
+    exact = [t for t in range(1, min(widest, out_width) + 1) if out_width % t == 0 and 2 * t >= widest]
+    assert tile == (max(exact) if exact else -(-out_width // -(-out_width // widest)))
+
+
+def test_band_tile_prefers_a_tile_that_divides_the_row():
+    assert taps.band_tile(28, 5, 1, 1) == 4  # LeNet conv1: 7 exact tiles, not 5 of 6 with 2 over
+    assert taps.band_tile(10, 5, 1, 1) == 5
+    assert taps.band_tile(64, 5, 1, 1) == 4  # the book's layer: 16 exact tiles
+    assert taps.band_tile(21, 3, 1, 1) == 3
+    assert taps.band_tile(13, 5, 1, 1) == 5  # prime: nothing divides it, the even spread (3 tiles, 2 over)
+    assert taps.band_tile(7, 5, 1, 1) == 4  # only 1 and 7 divide 7, outside 3..6: 2 tiles of 4, 1 over
 
 
 @settings(max_examples=8)

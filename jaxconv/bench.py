@@ -132,6 +132,8 @@ def round_orders(labels: Sequence[str], rounds: int) -> list[list[str]]:
     if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0:
         raise ValueError(f"round_orders: rounds must be an int >= 0, got {rounds!r}")
     n = len(labels)
+    if n == 0:
+        return [[] for _ in range(rounds)]
     first, low, high = [0], 1, n - 1  # 0, 1, n-1, 2, n-2, ...: successive differences all distinct
     while low <= high:
         first.append(low)
@@ -139,11 +141,9 @@ def round_orders(labels: Sequence[str], rounds: int) -> list[list[str]]:
         if low <= high:
             first.append(high)
             high -= 1
-    square = [[(k + shift) % n for k in first[:n]] for shift in range(n)]
+    square = [[(k + shift) % n for k in first] for shift in range(n)]
     if n % 2:  # an odd square needs its mirror image to balance who follows whom
         square += [row[::-1] for row in square]
-    if not square:
-        return [[] for _ in range(rounds)]
     return [[labels[k] for k in square[r % len(square)]] for r in range(rounds)]
 
 

@@ -6,6 +6,9 @@ and the gradients with respect to input and weight, as a training step needs the
 machine hits all alike, each round in another order (:func:`round_orders`: each runs after every
 other equally often, since what ran just before slows some); the book's manual impl, whose memory
 churn slows whatever follows it, is timed alone afterwards.
+A contestant whose compiled footprint (:func:`footprint`, XLA's own buffer assignment) would not fit
+in the memory the backend has free (:func:`available_memory`) is skipped before its first call and
+listed with the reason, rather than left to the kernel's OOM killer.
 It reports GFLOP/s, the fraction of a float32 matmul's rate measured in the same run, compile time,
 and the error against XLA's NCHW result in float32 and bfloat16. PyTorch joins when importable.
 """
@@ -220,6 +223,57 @@ def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
     return 2 * size**3 / statistics.median(times) / 1e9
 
 
+# glibc's one heap, tuned to keep freed memory (jaxconv.host_memory), fragments under multi-gigabyte
+# buffers: the book's manual impl on the 1x1 layer, 13.4 GB of temporaries by XLA's estimate, peaked
+# at 24 GB of resident memory tuned and 14 GB as glibc came (2026-11-25). Budget twice the estimate.
+TUNED_HEAP_GROWTH = 2.0
+
+
+def footprint(compiled: jax.stages.Compiled) -> int | None:
+    """Bytes one call of ``compiled`` holds at its peak by XLA's buffer assignment (arguments, outputs
+    and temporaries); ``None`` where the backend does not say."""
+    try:
+        stats = compiled.memory_analysis()
+    except (NotImplementedError, jax.errors.JaxRuntimeError):
+        return None
+    if stats is None:
+        return None
+    return stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
+
+
+def available_memory(device: jax.Device | None = None) -> int | None:
+    """Bytes ``device`` (default: the first) can still hand out: on CPU the kernel's ``MemAvailable``
+    (Linux), elsewhere the device's limit less what it holds; ``None`` where neither is known."""
+    device = device if device is not None else jax.devices()[0]
+    if device.platform == "cpu":
+        try:
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            return None
+        return None
+    stats = device.memory_stats()
+    if not stats or "bytes_limit" not in stats:
+        return None
+    return stats["bytes_limit"] - stats.get("bytes_in_use", 0)
+
+
+def _too_big(compiled: Sequence[jax.stages.Compiled], budget: int | None) -> str | None:
+    """Why these executables should not run within ``budget`` bytes, or ``None`` if they fit (or
+    nothing is known)."""
+    sizes = [size for size in map(footprint, compiled) if size is not None]
+    if budget is None or not sizes:
+        return None
+    growth = TUNED_HEAP_GROWTH if host_memory.tuned() and jax.default_backend() == "cpu" else 1.0
+    need = max(sizes) * growth
+    if need <= budget:
+        return None
+    times = f" x {growth:g} for the tuned heap" if growth != 1.0 else ""
+    return f"needs {max(sizes) / 1e9:.1f} GB by XLA's estimate{times}, {budget / 1e9:.1f} GB free"
+
+
 def _error(y: jax.Array, reference: np.ndarray, layout: str) -> tuple[float, float]:
     """Max absolute error and max error relative to the reference's largest magnitude."""
     y32 = np.asarray(y.astype(jnp.float32))
@@ -231,9 +285,18 @@ def _error(y: jax.Array, reference: np.ndarray, layout: str) -> tuple[float, flo
 
 
 def bench_shape(shape: ConvShape, candidates: Sequence[tuple[str, str, str]], repeats: int,
-                with_torch: bool) -> list[dict]:  # fmt: skip
-    """Times every candidate on one shape, interleaved; one result row per candidate."""
+                with_torch: bool, free_memory: Callable[[], int | None] = available_memory,
+                ) -> tuple[list[dict], list[dict]]:  # fmt: skip
+    """Times every candidate on one shape, interleaved.
+
+    Returns:
+      ``(rows, skipped)``: one result row per candidate timed, and ``{"shape", "impl", "reason"}`` for
+      each candidate whose compiled footprint does not fit in the bytes ``free_memory()`` reports
+      just before it (``None``: no limit). The first candidate is the reference for the errors; if it
+      does not fit, nothing runs.
+    """
     rows: dict[str, dict] = {}
+    skipped: list[dict] = []
     calls: dict[str, tuple[Callable, Callable, tuple]] = {}
     reference = None
     for label, impl, layout in candidates:
@@ -241,8 +304,17 @@ def bench_shape(shape: ConvShape, candidates: Sequence[tuple[str, str, str]], re
         forward, forward_backward = _jax_steps(shape, impl, layout)
         start = time.perf_counter()
         g = _cotangent(shape, layout, jnp.float32)
-        forward_backward.lower(x, w, g).compile()
+        compiled = forward_backward.lower(x, w, g).compile()
         compile_s = time.perf_counter() - start
+        reason = _too_big([compiled, forward.lower(x, w).compile()], free_memory())
+        if reason is not None:
+            skipped.append({"shape": shape.name, "impl": label, "reason": reason})
+            if reference is None:  # without the reference there is nothing to check the others against
+                rest = [c[0] for c in candidates[1:]] + ([TORCH] if with_torch else [])
+                why = f"the reference, {label}, does not fit"
+                skipped += [{"shape": shape.name, "impl": other, "reason": why} for other in rest]
+                return [], skipped
+            continue
         y = forward(x, w)
         if reference is None:  # the first candidate, xla NCHW, is the reference
             reference = np.asarray(y) if layout == "NCHW" else np.asarray(y).transpose(0, 3, 1, 2)
@@ -279,7 +351,7 @@ def bench_shape(shape: ConvShape, candidates: Sequence[tuple[str, str, str]], re
         for key, passes in (("forward", 1), ("forward_backward", 3)):
             row[f"{key}_ms"] = 1e3 * statistics.median(row.pop(key))
             row[f"{key}_gflops"] = passes * shape.flops / row[f"{key}_ms"] / 1e6
-    return list(rows.values())
+    return list(rows.values()), skipped
 
 
 def _picked(shape: ConvShape, impl: str, layout: str) -> str:
@@ -297,9 +369,12 @@ def _picked(shape: ConvShape, impl: str, layout: str) -> str:
 
 
 def run(shapes: Sequence[ConvShape] = STANDARD_SHAPES, impls: Sequence[str] | None = None, repeats: int = 5,
-        with_torch: bool | None = None, progress: Callable[[str], None] = print) -> dict:  # fmt: skip
-    """Benchmarks ``shapes``; returns ``{"device", "matmul_gflops", "glibc_malloc_tuned", "rows"}`` (one
-    row per shape x impl). Whether malloc is tuned is the caller's choice (:mod:`jaxconv.host_memory`).
+        with_torch: bool | None = None, progress: Callable[[str], None] = print,
+        free_memory: Callable[[], int | None] = available_memory) -> dict:  # fmt: skip
+    """Benchmarks ``shapes``; returns ``{"device", "matmul_gflops", "glibc_malloc_tuned", "rows",
+    "skipped"}`` (one row per shape x impl timed; ``skipped``: ``{"shape", "impl", "reason"}`` for those
+    whose compiled footprint exceeded ``free_memory()``, see :func:`bench_shape`). Whether malloc is
+    tuned is the caller's choice (:mod:`jaxconv.host_memory`).
 
     ``impls`` filters the candidates by impl name (``"xla"``, ``"manual"``, ``"im2col"``,
     ``"shift_add"``, ``"banded"``, ``"winograd"``, ``"auto"``, ``"torch"``); xla NCHW always runs, as
@@ -311,16 +386,19 @@ def run(shapes: Sequence[ConvShape] = STANDARD_SHAPES, impls: Sequence[str] | No
         with_torch = torch_available() and (wanted is None or "torch" in wanted)
     peak = matmul_gflops()
     progress(f"{jax.devices()[0].device_kind}: float32 matmul {peak:.0f} GFLOP/s")
-    rows = []
+    rows, skipped = [], []
     for shape in shapes:
         progress(f"{shape.name} ({shape.describe()}) ...")
-        for row in bench_shape(shape, candidates, repeats, with_torch):
+        timed, left_out = bench_shape(shape, candidates, repeats, with_torch, free_memory)
+        skipped += left_out
+        for row in timed:
             row["forward_backward_vs_xla"] = None
             row["peak_fraction"] = row["forward_backward_gflops"] / peak
             rows.append(row)
         _ratios([r for r in rows if r["shape"] == shape.name])
     return {"device": str(jax.devices()[0]), "backend": jax.default_backend(), "matmul_gflops": peak,
-            "repeats": repeats, "glibc_malloc_tuned": host_memory.tuned(), "rows": rows}  # fmt: skip
+            "repeats": repeats, "glibc_malloc_tuned": host_memory.tuned(), "rows": rows,
+            "skipped": skipped}  # fmt: skip
 
 
 def _ratios(rows: list[dict]) -> None:
@@ -357,6 +435,7 @@ def format_table(result: dict) -> str:
             f"{num(r['speedup_vs_torch'], '.2f'):>8} {num(r.get('compile_s'), '.2f'):>9} "
             f"{num(r.get('max_rel_err_f32'), '.0e'):>8} {num(r.get('max_rel_err_bf16'), '.0e'):>8}"
         )
+    lines += [f"{r['shape']:<15} {r['impl']:<15} skipped: {r['reason']}" for r in result.get("skipped", [])]
     return "\n".join(lines)
 
 

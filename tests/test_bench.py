@@ -2,8 +2,11 @@
 
 import itertools
 import json
+import os
+import re
 from collections import Counter
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -62,6 +65,39 @@ def test_run_times_every_contestant_and_they_agree(tmp_path):
     assert json.loads(paths[0].read_text())["rows"][0]["shape"] == "tiny"
     assert paths[1].read_text().startswith("shape,impl,")
     assert paths[2].stat().st_size > 1000
+
+
+def test_a_contestant_that_would_not_fit_in_memory_is_skipped_with_the_reason(tmp_path):
+    labels = [label for label, _, _ in bench.CANDIDATES]
+    # free_memory is asked once per JAX contestant, in order: no limit, except none left for manual
+    free = iter([None if label != "manual" else 0 for label in labels])
+    result = bench.run([bench.ConvShape("tiny", 2, 3, 4, 8, 3, 1)], impls=None, repeats=1, with_torch=False,
+                       progress=lambda _: None, free_memory=lambda: next(free))  # fmt: skip
+    assert [r["impl"] for r in result["rows"]] == [label for label in labels if label != "manual"]
+    assert [(r["impl"], r["shape"]) for r in result["skipped"]] == [("manual", "tiny")]
+    assert re.fullmatch(r"needs \d+\.\d GB by XLA's estimate( x 2 for the tuned heap)?, 0\.0 GB free",
+                        result["skipped"][0]["reason"])  # fmt: skip
+    assert "tiny            manual          skipped: needs" in bench.format_table(result)
+    assert json.loads(bench.write(result, tmp_path)[0].read_text())["skipped"] == result["skipped"]
+
+
+def test_nothing_runs_on_a_shape_whose_reference_does_not_fit():
+    shape = bench.ConvShape("tiny", 2, 3, 4, 8, 3, 1)
+    candidates = bench.CANDIDATES[:3]
+    rows, skipped = bench.bench_shape(shape, candidates, repeats=1, with_torch=False, free_memory=lambda: 1)
+    assert rows == []
+    assert [r["impl"] for r in skipped] == [label for label, _, _ in candidates]
+    assert skipped[0]["reason"].startswith("needs ")
+    assert all(r["reason"] == "the reference, xla NCHW, does not fit" for r in skipped[1:])
+
+
+def test_footprint_is_xla_buffer_assignment():
+    compiled = jax.jit(lambda a: (a * 2).sum(axis=0)).lower(jnp.ones((1000, 10), jnp.float32)).compile()
+    stats = compiled.memory_analysis()
+    expected = stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
+    assert bench.footprint(compiled) == expected >= 40_000 + 40
+    free = bench.available_memory()
+    assert free is None or 0 < free <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def test_cli_bench(tmp_path, capsys):

@@ -241,10 +241,11 @@ def footprint(compiled: jax.stages.Compiled) -> int | None:
     return stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
 
 
-def available_memory(device: jax.Device | None = None) -> int | None:
-    """Bytes ``device`` (default: the first) can still hand out: on CPU the kernel's ``MemAvailable``
-    (Linux), elsewhere the device's limit less what it holds; ``None`` where neither is known."""
-    device = device if device is not None else jax.devices()[0]
+def available_memory() -> int | None:
+    """Bytes the first device (the one the bench runs on) can still hand out: on CPU the kernel's
+    ``MemAvailable`` (Linux), elsewhere the device's limit less what it holds; ``None`` where neither
+    is known."""
+    device = jax.devices()[0]
     if device.platform == "cpu":
         try:
             with open("/proc/meminfo") as f:

@@ -458,7 +458,8 @@ def write(result: dict, out: str | Path) -> list[Path]:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(result["rows"])
-    shapes = list(dict.fromkeys(r["shape"] for r in result["rows"]))
+    skipped = result.get("skipped", [])
+    shapes = list(dict.fromkeys([r["shape"] for r in result["rows"]] + [r["shape"] for r in skipped]))
     labels = list(dict.fromkeys(r["impl"] for r in result["rows"]))
     columns = min(3, len(shapes))
     grid_rows = -(-len(shapes) // columns)
@@ -466,6 +467,17 @@ def write(result: dict, out: str | Path) -> list[Path]:
     colours = {"auto": "tab:orange", "torch": "tab:gray", "manual": "tab:red"}
     for ax, shape in zip(axes.flat, shapes, strict=False):
         rows = {r["impl"]: r for r in result["rows"] if r["shape"] == shape}
+        left_out = [r["impl"] for r in skipped if r["shape"] == shape]
+        if left_out:  # a missing bar must not read as a contestant that was never entered
+            note = "skipped (memory): " + ", ".join(left_out)
+            ax.text(
+                0.99, 0.01, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=6, color="tab:red"
+            )
+        if not rows:
+            ax.set_title(f"{shape}: nothing fitted in memory", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
         present = [label for label in labels if label in rows]
         times = [rows[label]["forward_backward_ms"] for label in present]
         bars = ax.barh(present, times, color=[colours.get(label.split()[0], "tab:blue") for label in present])

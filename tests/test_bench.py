@@ -81,7 +81,7 @@ def test_a_contestant_that_would_not_fit_in_memory_is_skipped_with_the_reason(tm
     assert json.loads(bench.write(result, tmp_path)[0].read_text())["skipped"] == result["skipped"]
 
 
-def test_nothing_runs_on_a_shape_whose_reference_does_not_fit():
+def test_nothing_runs_on_a_shape_whose_reference_does_not_fit(tmp_path):
     shape = bench.ConvShape("tiny", 2, 3, 4, 8, 3, 1)
     candidates = bench.CANDIDATES[:3]
     rows, skipped = bench.bench_shape(shape, candidates, repeats=1, with_torch=False, free_memory=lambda: 1)
@@ -89,6 +89,12 @@ def test_nothing_runs_on_a_shape_whose_reference_does_not_fit():
     assert [r["impl"] for r in skipped] == [label for label, _, _ in candidates]
     assert skipped[0]["reason"].startswith("needs ")
     assert all(r["reason"] == "the reference, xla NCHW, does not fit" for r in skipped[1:])
+    # the files are still written, the shape's panel saying what was skipped
+    result = {"device": "cpu:0", "matmul_gflops": 1.0, "repeats": 1, "rows": rows, "skipped": skipped}
+    paths = bench.write(result, tmp_path)
+    assert json.loads(paths[0].read_text())["skipped"] == skipped
+    assert paths[2].stat().st_size > 1000
+    assert "tiny            manual          skipped: the reference" in bench.format_table(result)
 
 
 def test_footprint_is_xla_buffer_assignment():

@@ -12,10 +12,13 @@ forward+backward 1.9-2x faster tuned, and the process's system time fell from 29
 :func:`tune_glibc_malloc` sets ``M_ARENA_MAX = 1`` (every thread allocates from the main heap),
 ``M_MMAP_MAX = 0`` (large blocks come from that heap too) and ``M_TRIM_THRESHOLD`` to 2 GiB (freed
 memory is kept for the next allocation), so the pages are faulted in once and reused. The price: the
-process holds on to its peak heap until it exits, and threads share one allocator lock (XLA allocates
-per buffer, not per element). It changes the whole process, PyTorch's allocations included, so a race
-run in one process stays fair. glibc fixes its arena limit when the first thread allocates: call it
-before anything starts threads (before JAX runs anything), or the arenas stay as they were.
+process holds on to its peak heap until it exits, threads share one allocator lock (XLA allocates
+per buffer, not per element), and a heap that never unmaps fragments under multi-gigabyte buffers
+(the book's manual impl on ``jaxconv bench``'s 1x1 layer, 13.4 GB of temporaries by XLA's estimate:
+24 GB resident tuned, 14 GB as glibc came; the bench budgets twice XLA's estimate for it). It
+changes the whole process, PyTorch's allocations included, so a race run in one process stays fair.
+glibc fixes its arena limit when the first thread allocates: call it before anything starts threads
+(before JAX runs anything), or the arenas stay as they were.
 
 ``import jaxconv`` never calls it. The ``jaxconv`` command and the benchmark scripts do, through
 :func:`tune_from_env`, unless ``JAXCONV_TUNE_MALLOC=0``. In your own script, call it first::

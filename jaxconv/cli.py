@@ -80,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--repeats", type=int, default=5, help="timed runs per implementation (median)")
     b.add_argument("--out", default="runs/bench", help="folder for bench.json, bench.csv, bench.png")
+    b.add_argument("--xla-defaults", action="store_true",
+                   help="compile the JAX contestants with XLA's default options, not jaxconv's")  # fmt: skip
     return parser
 
 
@@ -97,7 +99,7 @@ def _bench(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"jaxconv bench: {e}", file=sys.stderr)
         return 1
-    result = bench.run(shapes, impls, args.repeats)
+    result = bench.run(shapes, impls, args.repeats, cpu_compiler_options=not args.xla_defaults)
     print(bench.format_table(result))
     paths = bench.write(result, args.out)
     print("wrote " + ", ".join(str(p) for p in paths))

@@ -61,10 +61,31 @@ def test_run_times_every_contestant_and_they_agree(tmp_path):
     assert "im2col NHWC" in table and "tiny" in table
     assert result["glibc_malloc_tuned"] is jc.host_memory.tuned()
     assert f"glibc malloc {'tuned' if jc.host_memory.tuned() else 'as it came'}" in table
+    assert result["compiler_options"] == jc.xla_options.compiler_options()
+    assert "JAX contestants compiled with jaxconv's XLA options (xla_cpu_" in table
     paths = bench.write(result, tmp_path)
     assert json.loads(paths[0].read_text())["rows"][0]["shape"] == "tiny"
     assert paths[1].read_text().startswith("shape,impl,")
     assert paths[2].stat().st_size > 1000
+
+
+def test_contestants_compile_with_jaxconvs_options_or_xlas_defaults(monkeypatch):
+    real_jit, seen = jax.jit, []
+
+    def spy(fun, **kwargs):
+        seen.append(kwargs.get("compiler_options"))
+        return real_jit(fun, **kwargs)
+
+    monkeypatch.setattr(jax, "jit", spy)
+    shape = bench.ConvShape("tiny", 2, 3, 4, 8, 3, 1)
+    for tuned, options in ((True, jc.xla_options.compiler_options()), (False, {})):
+        seen.clear()
+        result = bench.run([shape], impls=["im2col"], repeats=1, with_torch=False, progress=lambda _: None,
+                           cpu_compiler_options=tuned)  # fmt: skip
+        assert result["compiler_options"] == options
+        # forward and forward+backward of xla NCHW (the reference) and of im2col NHWC
+        assert seen.count(options) == 4, seen
+        assert ("XLA's default options" in bench.format_table(result)) is not tuned
 
 
 def test_a_contestant_that_would_not_fit_in_memory_is_skipped_with_the_reason(tmp_path):
@@ -118,12 +139,20 @@ def test_cli_bench(tmp_path, capsys):
     assert "--impls must name some of" in capsys.readouterr().err
 
 
+def test_matmul_gflops_is_positive_and_refuses_empty_sizes():
+    assert bench.matmul_gflops(64, repeats=2) > 0
+    with pytest.raises(
+        ValueError, match=r"matmul_gflops: size and repeats must be >= 1, got size=0, repeats=3"
+    ):
+        bench.matmul_gflops(0, repeats=3)
+
+
 def test_forward_backward_times_the_forward_pass_too():
     # a conv's gradients do not need its output; without returning it XLA would drop the forward pass
     shape = bench.ConvShape.parse("2,3,4,8,3,1")
     x, w = bench._inputs(shape, "NCHW", jnp.float32)
     g = bench._cotangent(shape, "NCHW", jnp.float32)
-    forward, forward_backward = bench._jax_steps(shape, "xla", "NCHW")
+    forward, forward_backward = bench._jax_steps(shape, "xla", "NCHW", jc.xla_options.compiler_options())
     y, dx, dw = forward_backward(x, w, g)
     np.testing.assert_array_equal(y, forward(x, w))
     assert (dx.shape, dw.shape) == (x.shape, w.shape)

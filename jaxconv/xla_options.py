@@ -10,8 +10,9 @@ alternating rounds: 1.11x faster with the defaults (``auto``, NHWC; two runs, 1.
 1.34x with ``impl="xla"`` in NCHW, 1.03x (noise) for the modern recipe with batch norm. The losses
 agree to float32 rounding (reductions sum in another order).
 
-The options go to the executables jaxconv jits (``jax.jit(..., compiler_options=...)``), never to
-the process: your own jitted functions keep XLA's defaults unless you pass them the same options::
+The options go to the executables jaxconv jits (``jax.jit(..., compiler_options=...)``): its
+training and evaluation steps and ``jaxconv bench``'s JAX contestants, never to the process. Your own
+jitted functions keep XLA's defaults unless you pass them the same options::
 
     jax.jit(step, compiler_options=jc.xla_options.compiler_options())
 

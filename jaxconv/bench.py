@@ -218,9 +218,8 @@ def torch_available() -> bool:
 
 def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
     """The float32 matmul rate of this backend (GFLOP/s), the yardstick for the convs: the best of
-    ``repeats`` timed runs, since the yardstick is what the machine can do. The median was taken once,
-    at the start; on the shared VM of the README it read 197 GFLOP/s in a run whose PyTorch ResNet
-    layer then ran at 376 (2026-11-25)."""
+    ``repeats`` timed runs, since the yardstick is what the machine can do (a median on a shared VM
+    reads its slow spells)."""
     if size < 1 or repeats < 1:
         raise ValueError(f"matmul_gflops: size and repeats must be >= 1, got size={size}, repeats={repeats}")
     a = jax.random.normal(jax.random.key(1), (size, size))
@@ -396,7 +395,7 @@ def run(shapes: Sequence[ConvShape] = STANDARD_SHAPES, impls: Sequence[str] | No
     :func:`jaxconv.xla_options.compiler_options` (on CPU, YNNPACK takes the dots only), the same for
     every implementation; ``cpu_compiler_options=False`` compiles them with XLA's defaults, as a
     plain ``jax.jit`` of your own does. On the 2-core CPU of the README's tables the options made
-    the winograd and xla contestants' forward+backward up to 1.3x and 1.8x faster.
+    the winograd and xla contestants' forward+backward up to 1.4x and 2.4x faster.
 
     ``impls`` filters the candidates by impl name (``"xla"``, ``"manual"``, ``"im2col"``,
     ``"shift_add"``, ``"banded"``, ``"winograd"``, ``"auto"``, ``"torch"``); xla NCHW always runs, as
@@ -408,7 +407,7 @@ def run(shapes: Sequence[ConvShape] = STANDARD_SHAPES, impls: Sequence[str] | No
         with_torch = torch_available() and (wanted is None or "torch" in wanted)
     options = xla_options.compiler_options() if cpu_compiler_options else {}
     peak = matmul_gflops()
-    progress(f"{jax.devices()[0].device_kind}: float32 matmul {peak:.0f} GFLOP/s (best of 10)")
+    progress(f"{jax.devices()[0].device_kind}: float32 matmul {peak:.0f} GFLOP/s (its best run)")
     rows, skipped = [], []
     for shape in shapes:
         progress(f"{shape.name} ({shape.describe()}) ...")

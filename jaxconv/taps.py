@@ -35,6 +35,7 @@ import numpy as np
 from jax import lax
 
 from jaxconv._checks import PadPairs, Pair, Precision, accumulation_dtype
+from jaxconv.patch_product import patch_product
 
 _STATIC = ("stride", "pads", "dilation", "groups", "layout", "precision")
 
@@ -116,7 +117,7 @@ def conv2d_im2col(
     n, oh, ow, c = taps[0].shape
     if groups == 1:
         patches = jnp.concatenate(taps, axis=-1).reshape(n * oh * ow, kh * kw * c)
-        y = jnp.dot(patches, w.reshape(kh * kw * c, o), precision=precision, preferred_element_type=acc)
+        y = patch_product(patches, w.reshape(kh * kw * c, o), precision=precision)
     else:  # one matmul per group, batched: patches (M, G, T*Cg) x kernel (G, T*Cg, O/G)
         patches = jnp.stack(taps, axis=3).reshape(n * oh * ow, kh * kw, groups, cpg)
         patches = patches.transpose(0, 2, 1, 3).reshape(n * oh * ow, groups, kh * kw * cpg)
@@ -325,7 +326,7 @@ def conv2d_banded(
     ]  # row i holds, at output row p, input row p * s + i * d: (N, OH, tiles, span, C)
     stacked = jnp.stack(rows, axis=3).reshape(n * oh * tiles, kh * span * c)
     band = band_matrix(w, span, tile, stride[1], dilation[1])
-    y = jnp.dot(stacked, band, precision=precision, preferred_element_type=accumulation_dtype(x.dtype))
+    y = patch_product(stacked, band, precision=precision)
     y = y.reshape(n, oh, tiles * tile, o)[:, :, :ow]
     return _finish(y, b, dtype, layout)
 

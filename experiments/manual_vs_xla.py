@@ -3,6 +3,10 @@
 xla, the book's vmapped manual definition, im2col, shift-and-add and auto: same numbers (max
 difference from xla) and how fast (median time per call after compilation, calls interleaved so
 drift on a shared machine hits all alike). The full harness over many shapes is ``jaxconv bench``.
+
+Every function is compiled as jaxconv compiles its own steps and ``jaxconv bench`` its contestants,
+with :func:`jaxconv.xla_options.jit` (on CPU, YNNPACK takes the dots only); ``results["compiler_options"]``
+records the options. A plain ``jax.jit`` gets XLA's defaults, under which ``xla`` is slower on CPU.
 """
 
 from __future__ import annotations
@@ -45,8 +49,10 @@ def run(out: Path, fast: bool = False) -> dict:
     params = LeNet().init(jax.random.key(1), images)
 
     def layer(impl):
-        fwd = jax.jit(lambda x, w: jc.conv2d(x, w, impl=impl))
-        bwd = jax.jit(jax.grad(lambda x, w: jnp.sum(jc.conv2d(x, w, impl=impl) ** 2), argnums=(0, 1)))
+        fwd = jc.xla_options.jit(lambda x, w: jc.conv2d(x, w, impl=impl))
+        bwd = jc.xla_options.jit(
+            jax.grad(lambda x, w: jnp.sum(jc.conv2d(x, w, impl=impl) ** 2), argnums=(0, 1))
+        )
         return fwd, bwd
 
     def lenet(impl):
@@ -56,9 +62,9 @@ def run(out: Path, fast: bool = False) -> dict:
             logits = model.apply(p, images)
             return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(n), labels])
 
-        return jax.jit(lambda p: model.apply(p, images)), jax.jit(jax.grad(loss))
+        return jc.xla_options.jit(lambda p: model.apply(p, images)), jc.xla_options.jit(jax.grad(loss))
 
-    numbers: dict = {"batch": n}
+    numbers: dict = {"batch": n, "compiler_options": jc.xla_options.compiler_options()}
     rows = []
     for what, build, args in (
         ("LeNet conv2 layer (N,6->16,14x14,k5)", layer, (x, w)),

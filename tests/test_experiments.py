@@ -63,8 +63,20 @@ def test_receptive_field(tmp_path):
     assert tuple(n["measured_size"]) == tuple(n["formula_size"]) == (24, 24)
 
 
-def test_manual_vs_xla(tmp_path):
+def test_manual_vs_xla(tmp_path, monkeypatch):
+    # Every race function is compiled with jaxconv's options, as `jaxconv bench` compiles its contestants.
+    options = jc.xla_options.compiler_options()  # its one-off check that jaxlib takes them: before the spy
+    real_jit, seen = jax.jit, []
+
+    def spy(fun, **kwargs):
+        seen.append(kwargs.get("compiler_options"))
+        return real_jit(fun, **kwargs)
+
+    monkeypatch.setattr(jax, "jit", spy)
     n = experiments.run("manual_vs_xla", tmp_path, fast=True)
+    assert n["compiler_options"] == options
+    # forward and gradient of the layer and of LeNet, for every impl
+    assert seen.count(n["compiler_options"]) == 4 * len(jc.IMPL_CHOICES), seen
     for what in ("LeNet conv2 layer (N,6->16,14x14,k5)", "LeNet"):
         assert n[what]["max_diff_forward"] < 1e-5 and n[what]["max_diff_gradient"] < 1e-4
         assert set(n[what]["ms"]) == {

@@ -13,9 +13,9 @@ simplifier folds a transpose after a dot back into the dot by swapping its opera
 ``optimization_barrier`` keeps the small ``(E, D)`` result apart from its transpose.
 
 :func:`patch_product` is ``P @ K`` with a custom JVP whose kernel term transposes to that order
-when ``D > E``; its value and every derivative (reverse, forward, higher order) are those of
-``P @ K``. Zero tangents stay symbolic, so a convolution of data (no input gradient) computes no
-``G @ Kᵀ``.
+when ``D > E`` on CPU (other backends get autodiff's form); its value and every derivative
+(reverse, forward, higher order) are those of ``P @ K``. Zero tangents stay symbolic, so a
+convolution of data (no input gradient) computes no ``G @ Kᵀ``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def _product(patches: jax.Array, kernel: jax.Array, precision: Precision) -> jax
 
 def _kernel_term(patches: jax.Array, kernel_dot: jax.Array, precision: Precision) -> jax.Array:
     """``patches @ kernel_dot``, written so that its transpose is ``(Gᵀ @ patches)ᵀ`` (module doc)."""
-    if patches.shape[1] <= kernel_dot.shape[1]:  # the wider operand is already second in Pᵀ @ G
+    # Eigen's order, measured on CPU only; elsewhere (and when the wider operand is already second
+    # in Pᵀ @ G) autodiff's form, which XLA is free to order.
+    if jax.default_backend() != "cpu" or patches.shape[1] <= kernel_dot.shape[1]:
         return jnp.dot(patches, kernel_dot, precision=precision, preferred_element_type=patches.dtype)
     # (K̇ᵀ Pᵀ)ᵀ: its transpose is the dot Gᵀ P, the barrier, then the small (E, D) transpose.
     kernel_t = lax.optimization_barrier(kernel_dot.T)
@@ -65,7 +67,7 @@ def _product_jvp(
 
 def patch_product(patches: jax.Array, kernel: jax.Array, *, precision: Precision = None) -> jax.Array:
     """``patches (M, D) @ kernel (D, E) -> (M, E)``, its kernel gradient computed as ``(Gᵀ P)ᵀ``
-    when ``D > E`` (module doc).
+    when ``D > E`` on CPU (module doc).
 
     Args:
       patches: ``(M, D)`` floating array.

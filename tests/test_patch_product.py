@@ -60,6 +60,12 @@ def test_the_kernel_gradient_puts_the_wider_operand_second():
     assert "optimization_barrier" not in _kernel_gradient_jaxpr(d=4, e=9)
 
 
+def test_other_backends_keep_autodiffs_form(monkeypatch):
+    # The order is Eigen's, measured on CPU; tracing for another backend must not add the barrier.
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert "optimization_barrier" not in _kernel_gradient_jaxpr(d=9, e=4)
+
+
 def test_a_constant_operand_gets_no_gradient_product():
     # A convolution of data: with P constant, the backward pass must not compute G @ Kᵀ (M, D).
     jaxpr = _kernel_gradient_jaxpr(d=9, e=4)

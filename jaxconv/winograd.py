@@ -23,7 +23,11 @@ The rest of convolution reduces to that stride-1, undilated core:
 * kernels longer than ``MAX_TAPS`` along an axis: summed pieces of at most ``MAX_TAPS`` taps,
   which keeps the interpolation points small and the float32 error within ~1e-5 relative.
 
-Autodiff gives the gradients: every step is a slice, a reshape or a matmul.
+Autodiff gives the gradients: every step is a slice, a reshape or a matmul. The output tiles'
+reshuffle into the image has a custom JVP only so that its transpose, in the backward pass, runs as
+stacked slices (:func:`_untile`). That reshuffle alone ran 2.2x faster so; forward+backward, the
+ResNet and book layers ran 1.03-1.04x faster against three copies of the plain form (1.08-1.14x in
+two earlier pairwise races), its gain partly hidden by the ops that run beside it.
 """
 
 from __future__ import annotations
@@ -119,9 +123,45 @@ def _valid(x: jax.Array, w: jax.Array, precision: Precision) -> jax.Array:
     u = jnp.dot(b2, tiles, precision=exact).reshape(ah * aw, n * th * tw, c)
     v = jnp.dot(g2, w.reshape(kh * kw, c * o), precision=exact).reshape(ah * aw, c, o)
     prod = jnp.einsum("tpc,tco->tpo", u, v, precision=precision)  # one (tiles, C) @ (C, O) per position
-    y = jnp.dot(a2, prod.reshape(ah * aw, -1), precision=exact).reshape(TILE, TILE, n, th, tw, o)
-    y = y.transpose(2, 3, 0, 4, 1, 5).reshape(n, th * TILE, tw * TILE, o)
+    y = _untile(jnp.dot(a2, prod.reshape(ah * aw, -1), precision=exact), (n, th, tw, o))
     return y[:, :oh, :ow]
+
+
+def _tile_major(y: jax.Array, grid: tuple[int, int, int, int]) -> jax.Array:
+    """``y (N, th * TILE, tw * TILE, O)`` -> ``(TILE * TILE, N * th * tw * O)``, output tile position
+    first, as a stack of one slice per position: XLA's CPU loop for the same transpose ran 2.2x
+    slower (6.8 vs 3.1 ms on a ResNet layer's 26 MB, where a copy takes 1.0 ms)."""
+    n, th, tw, o = grid
+    y = y.reshape(n, th, TILE, tw, TILE, o).transpose(0, 1, 3, 2, 4, 5).reshape(n * th * tw, TILE * TILE, o)
+    return jnp.stack([y[:, k] for k in range(TILE * TILE)]).reshape(TILE * TILE, -1)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _untile(tiles: jax.Array, grid: tuple[int, int, int, int]) -> jax.Array:
+    """``(TILE * TILE, N * th * tw * O)`` output tiles -> ``(N, th * TILE, tw * TILE, O)``.
+
+    The inverse of :func:`_tile_major` and, a permutation, its transpose. This direction is a fast
+    transpose for XLA's CPU loop; the custom JVP makes the gradient (the transpose of its tangent
+    map) :func:`_tile_major`'s stacked slices instead of the slow reverse transpose.
+    """
+    n, th, tw, o = grid
+    return (
+        tiles.reshape(TILE, TILE, n, th, tw, o)
+        .transpose(2, 3, 0, 4, 1, 5)
+        .reshape(n, th * TILE, tw * TILE, o)
+    )
+
+
+@_untile.defjvp
+def _untile_jvp(
+    grid: tuple[int, int, int, int], primals: tuple[jax.Array], tangents: tuple[jax.Array]
+) -> tuple[jax.Array, jax.Array]:
+    (tiles,), (tiles_dot,) = primals, tangents
+    n, th, tw, o = grid
+    image = jax.ShapeDtypeStruct((n, th * TILE, tw * TILE, o), tiles.dtype)
+    # Written as the transpose of _tile_major, so that transposing it back gives _tile_major itself.
+    (y_dot,) = jax.linear_transpose(partial(_tile_major, grid=grid), image)(tiles_dot)
+    return _untile(tiles, grid), y_dot
 
 
 def _pieces(x: jax.Array, w: jax.Array, precision: Precision) -> jax.Array:

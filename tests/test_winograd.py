@@ -90,3 +90,41 @@ def test_wide_layer_gradients_match_xla():
     for got, want in zip(jax.grad(loss, argnums=(1, 2))("winograd", x, w),
                          jax.grad(loss, argnums=(1, 2))("xla", x, w), strict=True):  # fmt: skip
         reference.assert_close(got, want, tol=1e-5)
+
+
+def _plain_untile(tiles, grid):
+    n, th, tw, o = grid
+    return tiles.reshape(4, 4, n, th, tw, o).transpose(2, 3, 0, 4, 1, 5).reshape(n, th * 4, tw * 4, o)
+
+
+def test_untile_and_its_derivatives_are_the_plain_permutation():
+    grid = (2, 3, 2, 5)
+    tiles = jax.random.normal(jax.random.key(0), (16, 2 * 3 * 2 * 5))
+    g = jax.random.normal(jax.random.key(1), (2, 12, 8, 5))
+    untile = lambda t: winograd._untile(t, grid)  # noqa: E731
+    plain = lambda t: _plain_untile(t, grid)  # noqa: E731
+    np.testing.assert_array_equal(untile(tiles), plain(tiles))
+    np.testing.assert_array_equal(jax.vjp(untile, tiles)[1](g)[0], jax.vjp(plain, tiles)[1](g)[0])
+    np.testing.assert_array_equal(jax.jvp(untile, (tiles,), (tiles,))[1], plain(tiles))
+    np.testing.assert_array_equal(winograd._tile_major(g, grid), jax.vjp(plain, tiles)[1](g)[0])
+    # The backward pass is the stacked slices, not XLA's slow transpose back (2, 4, 0, 1, 3, 5).
+    pullback = jax.vjp(untile, tiles)[1]
+    backward = str(jax.make_jaxpr(pullback)(g))
+    assert backward.count(" slice[") == 16 and "permutation=(2, 4, 0, 1, 3, 5)" not in backward
+
+
+def test_forward_mode_and_second_derivatives_match_xla():
+    x = jax.random.normal(jax.random.key(0), (1, 16, 9, 9))
+    w = jax.random.normal(jax.random.key(1), (16, 16, 3, 3)) / 12.0
+
+    def loss(impl, w):
+        return jnp.sum(jnp.tanh(jc.conv2d(x, w, padding=1, impl=impl)))
+
+    reference.assert_close(
+        jax.jvp(lambda w: loss("winograd", w), (w,), (w,))[1],
+        jax.jvp(lambda w: loss("xla", w), (w,), (w,))[1],
+        tol=1e-5,
+    )
+    v = jax.random.normal(jax.random.key(2), w.shape)
+    hvp = lambda impl: jax.jvp(jax.grad(lambda w: loss(impl, w)), (w,), (v,))[1]  # noqa: E731
+    reference.assert_close(hvp("winograd"), hvp("xla"), tol=1e-4)

@@ -56,13 +56,13 @@ def _product_jvp(
     patches, kernel = primals
     patches_dot, kernel_dot = tangents
     y = _product(patches, kernel, precision)
-    y_dot = jnp.zeros_like(y)
+    y_dot = None
     if not isinstance(patches_dot, SymbolicZero):
         y_dot = jnp.dot(patches_dot, kernel, precision=precision, preferred_element_type=y.dtype)
     if not isinstance(kernel_dot, SymbolicZero):
         kernel_part = _kernel_term(patches, kernel_dot, precision)
-        y_dot = kernel_part if isinstance(patches_dot, SymbolicZero) else y_dot + kernel_part
-    return y, y_dot
+        y_dot = kernel_part if y_dot is None else y_dot + kernel_part
+    return y, jnp.zeros_like(y) if y_dot is None else y_dot
 
 
 def patch_product(patches: jax.Array, kernel: jax.Array, *, precision: Precision = None) -> jax.Array:
@@ -72,7 +72,7 @@ def patch_product(patches: jax.Array, kernel: jax.Array, *, precision: Precision
     Args:
       patches: ``(M, D)`` floating array.
       kernel: ``(D, E)``, the same dtype as ``patches``.
-      precision: passed to the dots (``None``, a ``lax.Precision`` or its name).
+      precision: passed to the dots: ``None`` (the backend's default) or a ``lax.Precision``.
 
     Returns:
       ``(M, E)`` in the operands' dtype.

@@ -81,12 +81,16 @@ def _to_nhwc(x: jax.Array, w: jax.Array, layout: str) -> tuple[jax.Array, jax.Ar
     return x, w
 
 
-def _finish(y: jax.Array, b: jax.Array | None, dtype: jnp.dtype, layout: str) -> jax.Array:
-    """Adds the bias to ``y (N, OH, OW, O)``, casts back to the input dtype, returns in ``layout``."""
+def _finish(
+    y: jax.Array, b: jax.Array | None, dtype: jnp.dtype, layout: str, *, y_layout: str = "NHWC"
+) -> jax.Array:
+    """Adds the bias to ``y`` (``(N, OH, OW, O)``, or ``(N, O, OH, OW)`` with ``y_layout="NCHW"``),
+    casts back to the input dtype, returns in ``layout``."""
     if b is not None:
-        y = y + b.astype(y.dtype)[None, None, None, :]
+        bias = b.astype(y.dtype)
+        y = y + (bias[None, :, None, None] if y_layout == "NCHW" else bias[None, None, None, :])
     y = y.astype(dtype)
-    return y.transpose(0, 3, 1, 2) if layout == "NCHW" else y
+    return y.transpose(0, 3, 1, 2) if (layout, y_layout) == ("NCHW", "NHWC") else y
 
 
 @partial(jax.jit, static_argnames=_STATIC)

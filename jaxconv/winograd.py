@@ -107,9 +107,10 @@ def _transforms(kernel: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.kron(at_h, at_w), np.kron(g_h, g_w), np.kron(bt_h, bt_w)
 
 
-def _valid(x: jax.Array, w: jax.Array, precision: Precision) -> jax.Array:
+def _valid(x: jax.Array, w: jax.Array, precision: Precision, out_layout: str) -> jax.Array:
     """Valid, stride-1, undilated correlation ``x (N, H, W, C)`` * ``w (kh, kw, C, O)`` ->
-    ``(N, H - kh + 1, W - kw + 1, O)`` by ``F(TILE, k)`` tiles; ``kh, kw <= MAX_TAPS``."""
+    ``(N, H - kh + 1, W - kw + 1, O)`` (``(N, O, ...)`` for ``out_layout="NCHW"``) by ``F(TILE, k)``
+    tiles; ``kh, kw <= MAX_TAPS``."""
     n, h, width, c = x.shape
     kh, kw, _, o = w.shape
     oh, ow = h - kh + 1, width - kw + 1
@@ -123,8 +124,11 @@ def _valid(x: jax.Array, w: jax.Array, precision: Precision) -> jax.Array:
     u = jnp.dot(b2, tiles, precision=exact).reshape(ah * aw, n * th * tw, c)
     v = jnp.dot(g2, w.reshape(kh * kw, c * o), precision=exact).reshape(ah * aw, c, o)
     prod = jnp.einsum("tpc,tco->tpo", u, v, precision=precision)  # one (tiles, C) @ (C, O) per position
-    y = _untile(jnp.dot(a2, prod.reshape(ah * aw, -1), precision=exact), (n, th, tw, o))
-    return y[:, :oh, :ow]
+    y = jnp.dot(a2, prod.reshape(ah * aw, -1), precision=exact)
+    if out_layout == "NCHW":  # the tiles straight into NCHW: one transpose each way, not two (1.08x)
+        y = y.reshape(TILE, TILE, n, th, tw, o).transpose(2, 5, 3, 0, 4, 1)
+        return y.reshape(n, o, th * TILE, tw * TILE)[:, :, :oh, :ow]
+    return _untile(y, (n, th, tw, o))[:, :oh, :ow]
 
 
 def _tile_major(y: jax.Array, grid: tuple[int, int, int, int]) -> jax.Array:
@@ -164,7 +168,7 @@ def _untile_jvp(
     return _untile(tiles, grid), y_dot
 
 
-def _pieces(x: jax.Array, w: jax.Array, precision: Precision) -> jax.Array:
+def _pieces(x: jax.Array, w: jax.Array, precision: Precision, out_layout: str = "NHWC") -> jax.Array:
     """:func:`_valid` for any kernel: a sum over pieces of at most ``MAX_TAPS x MAX_TAPS`` taps,
     each meeting the input shifted by its offset."""
     kh, kw = w.shape[:2]
@@ -174,7 +178,7 @@ def _pieces(x: jax.Array, w: jax.Array, precision: Precision) -> jax.Array:
         for j in range(0, kw, MAX_TAPS):
             piece = w[i : i + MAX_TAPS, j : j + MAX_TAPS]
             ph, pw = piece.shape[:2]
-            term = _valid(x[:, i : i + oh + ph - 1, j : j + ow + pw - 1], piece, precision)
+            term = _valid(x[:, i : i + oh + ph - 1, j : j + ow + pw - 1], piece, precision, out_layout)
             y = term if y is None else y + term
     assert y is not None  # a kernel has at least one tap
     return y
@@ -193,19 +197,22 @@ def _fit(x: jax.Array, hw: Pair) -> jax.Array:
     return jnp.pad(x, ((0, 0), (0, hw[0] - x.shape[1]), (0, hw[1] - x.shape[2]), (0, 0)))
 
 
-def _strided(x: jax.Array, w: jax.Array, out_hw: Pair, stride: Pair, precision: Precision) -> jax.Array:
+def _strided(
+    x: jax.Array, w: jax.Array, out_hw: Pair, stride: Pair, precision: Precision, out_layout: str
+) -> jax.Array:
     """Undilated correlation with ``stride`` as a stride-1 one over the ``sh * sw`` phases of
-    input and kernel stacked as channels (space-to-depth); ``out_hw`` is the output size."""
+    input and kernel stacked as channels (space-to-depth); ``out_hw`` is the output size, the
+    output in ``out_layout``."""
     (sh, sw), (kh, kw, c, o) = stride, w.shape
     if (sh, sw) == (1, 1):
-        return _pieces(x, w, precision)
+        return _pieces(x, w, precision, out_layout)
     qh, qw = -(-kh // sh), -(-kw // sw)  # taps per phase; the last phases are zero-padded
     w = jnp.pad(w, ((0, qh * sh - kh), (0, qw * sw - kw), (0, 0), (0, 0)))
     w = w.reshape(qh, sh, qw, sw, c, o).transpose(0, 2, 1, 3, 4, 5).reshape(qh, qw, sh * sw * c, o)
     lh, lw = out_hw[0] + qh - 1, out_hw[1] + qw - 1  # input rows/columns per phase
     x = _fit(x, (lh * sh, lw * sw)).reshape(x.shape[0], lh, sh, lw, sw, c)
     x = x.transpose(0, 1, 3, 2, 4, 5).reshape(x.shape[0], lh, lw, sh * sw * c)
-    return _pieces(x, w, precision)
+    return _pieces(x, w, precision, out_layout)
 
 
 @partial(jax.jit, static_argnames=_STATIC)
@@ -237,8 +244,13 @@ def conv2d_winograd(
         x = x.transpose(2, 4, 0, 1, 3, 5).reshape(dh * dw * n, lh, lw, -1)
         y = _pieces(x, w, precision).reshape(dh, dw, n, ph, pw, -1)
         y = y.transpose(2, 3, 0, 4, 1, 5).reshape(n, ph * dh, pw * dw, -1)
-    else:
-        if dilation != (1, 1):
-            w = _dilate_kernel(w, dilation)
-        y = _strided(x, w, (oh, ow), stride, precision)
-    return _finish(y[:, :oh, :ow], b, dtype, layout)
+        return _finish(y[:, :oh, :ow], b, dtype, layout)
+    if dilation != (1, 1):
+        w = _dilate_kernel(w, dilation)
+    y = _strided(x, w, (oh, ow), stride, precision, layout)  # already in layout
+    crop = (
+        (slice(None), slice(None), slice(oh), slice(ow))
+        if layout == "NCHW"
+        else (slice(None), slice(oh), slice(ow))
+    )
+    return _finish(y[crop], b, dtype, layout, y_layout=layout)

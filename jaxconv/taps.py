@@ -82,15 +82,16 @@ def _to_nhwc(x: jax.Array, w: jax.Array, layout: str) -> tuple[jax.Array, jax.Ar
 
 
 def _finish(
-    y: jax.Array, b: jax.Array | None, dtype: jnp.dtype, layout: str, *, y_layout: str = "NHWC"
+    y: jax.Array, b: jax.Array | None, dtype: jnp.dtype, layout: str, *, y_in_layout: bool = False
 ) -> jax.Array:
-    """Adds the bias to ``y`` (``(N, OH, OW, O)``, or ``(N, O, OH, OW)`` with ``y_layout="NCHW"``),
-    casts back to the input dtype, returns in ``layout``."""
+    """Adds the bias to ``y``, casts back to the input dtype, returns in ``layout``. ``y`` is
+    ``(N, OH, OW, O)``, or already in ``layout`` with ``y_in_layout=True``."""
+    y_layout = layout if y_in_layout else "NHWC"
     if b is not None:
         bias = b.astype(y.dtype)
         y = y + (bias[None, :, None, None] if y_layout == "NCHW" else bias[None, None, None, :])
     y = y.astype(dtype)
-    return y.transpose(0, 3, 1, 2) if (layout, y_layout) == ("NCHW", "NHWC") else y
+    return y.transpose(0, 3, 1, 2) if y_layout != layout else y
 
 
 @partial(jax.jit, static_argnames=_STATIC)

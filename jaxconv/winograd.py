@@ -248,4 +248,4 @@ def conv2d_winograd(
     if dilation != (1, 1):
         w = _dilate_kernel(w, dilation)
     y = _strided(x, w, (oh, ow), stride, precision, layout)  # (oh, ow) exactly, already in layout
-    return _finish(y, b, dtype, layout, y_layout=layout)
+    return _finish(y, b, dtype, layout, y_in_layout=True)

@@ -10,11 +10,29 @@ alternating rounds: 1.11x faster with the defaults (``auto``, NHWC; two runs, 1.
 1.34x with ``impl="xla"`` in NCHW, 1.03x (noise) for the modern recipe with batch norm. The losses
 agree to float32 rounding (reductions sum in another order).
 
+Given a dot, YNNPACK also takes the elementwise ops around it (a bias, an activation, Winograd's
+output transform) into the same fusion. :data:`CPU_OPTIONS_SEPARATE_DOTS` hands it each dot alone
+and leaves the elementwise work to XLA's loops, which fuse it with their neighbours (the pooling,
+the next layer's patch copy). Neither is faster everywhere (README, "The race"; one process,
+Williams-order rounds):
+
+- LeNet's training step, separate dots against fused: 1.03-1.16x, median 1.05x (the book's recipe,
+  seven races of 12-20 rounds), 1.09x in NCHW, 1.05x for the modern recipe with batch norm, 1.00x
+  with ``impl="xla"``. Fused, the sigmoid's constant 1 reaches YNNPACK as a full ``(256, 28, 28,
+  6)`` array that XLA fills first, every step.
+- Single layers forward+backward, no activation: Winograd ran 0.79-0.92x as fast with separate
+  dots (the ResNet 3x3 and the book's 100-channel layers), the banded and im2col layers within noise.
+
+So jaxconv's training and evaluation steps compile with separate dots (``fuse_elementwise=False``),
+and ``jaxconv bench``'s contestants with the fused form, as do :func:`compiler_options` and
+:func:`jit` unless told otherwise.
+
 The options go to the executables jaxconv jits (``jax.jit(..., compiler_options=...)``): its
 training and evaluation steps and ``jaxconv bench``'s JAX contestants, never to the process. Your own
 jitted functions keep XLA's defaults unless you pass them the same options::
 
     jax.jit(step, compiler_options=jc.xla_options.compiler_options())
+    jc.xla_options.jit(step, fuse_elementwise=False)  # a LeNet-sized step: as jaxconv's own
 
 ``TrainConfig(cpu_compiler_options=False)`` (``jaxconv train --xla-defaults``) trains with XLA's
 defaults, as a plain Flax script does.
@@ -32,18 +50,28 @@ import jax.numpy as jnp
 from jax.core import Tracer
 
 # DebugOptions fields by name; the value is parsed like the XLA_FLAGS entry of the same name.
+# YNNPACK takes the dots, each with the elementwise ops XLA fuses around it.
 CPU_OPTIONS: dict[str, str] = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
+# YNNPACK takes each dot alone; XLA's loops do the elementwise work (jaxconv's training steps).
+CPU_OPTIONS_SEPARATE_DOTS: dict[str, str] = {
+    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
+}
+
+
+def _cpu_options(fuse_elementwise: bool) -> dict[str, str]:
+    return CPU_OPTIONS if fuse_elementwise else CPU_OPTIONS_SEPARATE_DOTS
 
 
 @functools.cache
-def _accepted_on_cpu() -> bool:
-    """Whether this jaxlib knows :data:`CPU_OPTIONS` (they are experimental; a later XLA may drop
-    them). Compiles a one-op function with them once per process."""
+def _accepted_on_cpu(fuse_elementwise: bool) -> bool:
+    """Whether this jaxlib knows the CPU options (they are experimental; a later XLA may drop
+    them). Compiles a one-op function with them once per process and option set."""
+    options = _cpu_options(fuse_elementwise)
     try:
-        jax.jit(jnp.negative, compiler_options=CPU_OPTIONS).lower(jnp.zeros(2)).compile()
+        jax.jit(jnp.negative, compiler_options=options).lower(jnp.zeros(2)).compile()
     except jax.errors.JaxRuntimeError as err:
         warnings.warn(
-            f"jaxconv: this jaxlib ({jax.__version__}) rejects XLA options {CPU_OPTIONS}; "
+            f"jaxconv: this jaxlib ({jax.__version__}) rejects XLA options {options}; "
             f"compiling with XLA's defaults ({err})",
             RuntimeWarning,
             stacklevel=3,
@@ -52,31 +80,38 @@ def _accepted_on_cpu() -> bool:
     return True
 
 
-def compiler_options(backend: str | None = None) -> dict[str, str]:
-    """The XLA compiler options jaxconv compiles its steps with on ``backend``.
+def compiler_options(backend: str | None = None, *, fuse_elementwise: bool = True) -> dict[str, str]:
+    """The XLA compiler options jaxconv compiles with on ``backend``.
 
     Args:
       backend: ``"cpu"``, ``"gpu"``, ``"tpu"``...; ``None`` for ``jax.default_backend()``.
+      fuse_elementwise: on CPU, whether YNNPACK takes each dot with the elementwise ops around it
+        (:data:`CPU_OPTIONS`, what ``jaxconv bench`` compiles with) or alone
+        (:data:`CPU_OPTIONS_SEPARATE_DOTS`, what jaxconv's training steps compile with; module doc).
 
     Returns:
-      A new dict: :data:`CPU_OPTIONS` on CPU (if this jaxlib accepts them; it warns once if not),
+      A new dict: the CPU options on CPU (if this jaxlib accepts them; it warns once if not),
       ``{}`` on other backends, whose compilers these options do not concern.
 
     Examples:
       >>> compiler_options("gpu")
       {}
+      >>> compiler_options("cpu", fuse_elementwise=False)
+      {'xla_cpu_experimental_ynn_fusion_type': 'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT'}
     """
     if backend is None:
         backend = jax.default_backend()
     if not isinstance(backend, str):
         raise TypeError(f"compiler_options: backend must be a str ('cpu', ...), got {type(backend).__name__}")
-    if backend != "cpu" or not _accepted_on_cpu():
+    if not isinstance(fuse_elementwise, bool):
+        raise TypeError(f"compiler_options: fuse_elementwise must be a bool, got {fuse_elementwise!r}")
+    if backend != "cpu" or not _accepted_on_cpu(fuse_elementwise):
         return {}
-    return dict(CPU_OPTIONS)
+    return dict(_cpu_options(fuse_elementwise))
 
 
 class TunedJit:
-    """``jax.jit(fun, compiler_options=compiler_options())``, built on first use.
+    """``jax.jit(fun, compiler_options=compiler_options(fuse_elementwise=...))``, built on first use.
 
     Deciding on first use keeps ``import jaxconv`` from starting a JAX backend (which would be too
     early for ``jax.distributed.initialize``); the backend is JAX's default at that moment.
@@ -84,17 +119,21 @@ class TunedJit:
     it is a plain nested ``jit``: only the outermost compilation takes options.
     """
 
-    def __init__(self, fun: Callable[..., Any]):
+    def __init__(self, fun: Callable[..., Any], *, fuse_elementwise: bool = True):
         if not callable(fun):
             raise TypeError(f"TunedJit: fun must be callable, got {type(fun).__name__}")
+        if not isinstance(fuse_elementwise, bool):
+            raise TypeError(f"TunedJit: fuse_elementwise must be a bool, got {fuse_elementwise!r}")
         functools.update_wrapper(self, fun)
         self._fun = fun
+        self.fuse_elementwise = fuse_elementwise
         self._nested = jax.jit(fun)
         self._jitted: Any = None
 
     def _get(self) -> Any:
         if self._jitted is None:
-            self._jitted = jax.jit(self._fun, compiler_options=compiler_options())
+            options = compiler_options(fuse_elementwise=self.fuse_elementwise)
+            self._jitted = jax.jit(self._fun, compiler_options=options)
         return self._jitted
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -106,9 +145,11 @@ class TunedJit:
         return self._get().lower(*args, **kwargs)
 
     def __repr__(self) -> str:
-        return f"TunedJit({self._fun.__qualname__})"
+        separate = "" if self.fuse_elementwise else ", fuse_elementwise=False"
+        return f"TunedJit({self._fun.__qualname__}{separate})"
 
 
-def jit(fun: Callable[..., Any]) -> TunedJit:
-    """``fun`` jitted with :func:`compiler_options` for the backend it first runs on."""
-    return TunedJit(fun)
+def jit(fun: Callable[..., Any], *, fuse_elementwise: bool = True) -> TunedJit:
+    """``fun`` jitted with :func:`compiler_options` (``fuse_elementwise`` as given) for the backend it
+    first runs on."""
+    return TunedJit(fun, fuse_elementwise=fuse_elementwise)

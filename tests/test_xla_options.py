@@ -1,6 +1,7 @@
 """jaxconv's XLA compiler options: which backends get them, that they reach the compiled HLO, and
 that the training step computes the same thing with or without them."""
 
+import re
 import warnings
 
 import jax
@@ -22,6 +23,12 @@ def test_options_are_for_cpu_only():
     assert xla_options.compiler_options("gpu") == {} and xla_options.compiler_options("tpu") == {}
     cpu = xla_options.compiler_options("cpu")
     assert cpu == xla_options.CPU_OPTIONS and cpu is not xla_options.CPU_OPTIONS  # a copy to change
+    separate = xla_options.compiler_options("cpu", fuse_elementwise=False)
+    assert separate == xla_options.CPU_OPTIONS_SEPARATE_DOTS != cpu
+    assert separate is not xla_options.CPU_OPTIONS_SEPARATE_DOTS
+    assert xla_options.compiler_options("gpu", fuse_elementwise=False) == {}
+    with pytest.raises(TypeError, match=r"compiler_options: fuse_elementwise must be a bool, got 0"):
+        xla_options.compiler_options("cpu", fuse_elementwise=0)  # type: ignore[arg-type]
     with pytest.raises(
         TypeError, match=r"compiler_options: backend must be a str \('cpu', \.\.\.\), got int"
     ):
@@ -58,6 +65,34 @@ def test_reductions_leave_ynnpack_and_results_stay():
     assert tuned.__name__ == "pooled_bias_grad" and "TunedJit(" in repr(tuned)
     with pytest.raises(TypeError, match=r"TunedJit: fun must be callable, got int"):
         xla_options.jit(3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"TunedJit: fuse_elementwise must be a bool, got 'no'"):
+        xla_options.jit(pooled_bias_grad, fuse_elementwise="no")  # type: ignore[arg-type]
+
+
+def _ynn_fused_ops(hlo: str) -> set[str]:
+    """The HLO opcodes inside the computations that YNNPACK fusions of a compiled module call."""
+    called = set(re.findall(r"calls=(%[\w.-]+)[^\n]*__ynn_fusion", hlo))
+    ops: set[str] = set()
+    for body in re.split(r"\n(?=%|ENTRY)", hlo):
+        if body.split(" ", 1)[0] in called:
+            ops.update(re.findall(r"= \S+ ([a-z][\w-]*)\(", body))
+    return ops
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the options concern XLA's CPU backend")
+def test_training_steps_hand_ynnpack_each_dot_alone():
+    state = create_train_state(TrainConfig(), 10)
+    images = jnp.zeros((64, 28, 28), jnp.uint8)
+    labels, idx = jnp.zeros(64, jnp.int32), jnp.arange(32, dtype=jnp.int32)
+    train_step_at, eval_step_at = steps_for(TrainConfig())
+    assert repr(train_step_at) == "TunedJit(_train_step_at, fuse_elementwise=False)"
+    fused_step = xla_options.jit(train_step_at.__wrapped__)  # the same step, elementwise ops fused
+    fused = _ynn_fused_ops(fused_step.lower(state, images, labels, idx).compile().as_text())
+    if "exponential" not in fused:
+        pytest.skip("this XLA does not fuse the sigmoid into YNNPACK's dots")
+    for step in (train_step_at, eval_step_at):
+        ops = _ynn_fused_ops(step.lower(state, images, labels, idx).compile().as_text())
+        assert "dot" in ops and "exponential" not in ops and "add" not in ops, ops
 
 
 def test_train_step_agrees_with_and_without_the_options():

@@ -20,7 +20,7 @@ import numpy as np
 
 from jaxconv import host_memory
 from jaxconv.data import FashionMNIST, load_fashion_mnist
-from jaxconv.train import TrainConfig, train_and_evaluate
+from jaxconv.train import TrainConfig, step_compiler_options, train_and_evaluate
 
 BOOK, PLAIN = "book", "book-plain"
 RECIPES = {
@@ -117,12 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         recipe = RECIPES[name]
         out = Path(args.out) / name
         start = time.perf_counter()
-        history = train_and_evaluate(
-            TrainConfig(epochs=args.epochs, out=str(out), progress=False, **recipe), data
-        )
+        config = TrainConfig(epochs=args.epochs, out=str(out), progress=False, **recipe)
+        history = train_and_evaluate(config, data)
         train_seconds = sum(len(data.train_images) / h["images_per_second"] for h in history)
         results["runs"][name] = {
             "config": {"impl": "auto", "layout": "NHWC"} | recipe,
+            "compiler_options": step_compiler_options(config),
             "compile_seconds": json.loads((out / "history.json").read_text())["compile_seconds"],
             "test_acc": history[-1]["test_acc"],
             "images_per_second": len(data.train_images) * len(history) / train_seconds,

@@ -29,7 +29,7 @@ from experiments.lenet_benchmark import torch_book_net
 from jaxconv import host_memory
 from jaxconv.bench import round_orders
 from jaxconv.data import FashionMNIST, load_fashion_mnist
-from jaxconv.train import TrainConfig, create_train_state, steps_for
+from jaxconv.train import TrainConfig, create_train_state, step_compiler_options, steps_for
 
 CONTESTANTS = {
     "jaxconv defaults (auto, NHWC)": TrainConfig(),
@@ -80,7 +80,7 @@ def race(data: FashionMNIST, rounds: int = 12, steps: int = 30, batch_size: int 
     """Times every contestant for ``steps`` steps per round, interleaved over ``rounds`` rounds.
 
     Returns ``{"images_per_second": {name: median}, "round_seconds": {name: [...]},
-    "ratios": {...}}``; ``with_torch`` is ignored (no PyTorch column) when torch is not installed.
+    "ratios": {...}, "compiler_options": {jax contestant: XLA options}, ...}``; ``with_torch`` is ignored (no PyTorch column) when torch is not installed.
     """
     if rounds < 1 or steps < 1 or batch_size < 1:
         raise ValueError(
@@ -112,8 +112,9 @@ def race(data: FashionMNIST, rounds: int = 12, steps: int = 30, batch_size: int 
     if TORCH in per_second:
         ratios["defaults / PyTorch"] = per_second[defaults] / per_second[TORCH]
         ratios["plain XLA / PyTorch"] = per_second[plain] / per_second[TORCH]
+    options = {name: step_compiler_options(config) for name, config in CONTESTANTS.items()}
     return {"images_per_second": per_second, "round_seconds": seconds, "ratios": ratios,
-            "rounds": rounds, "steps": steps, "batch_size": batch_size}  # fmt: skip
+            "compiler_options": options, "rounds": rounds, "steps": steps, "batch_size": batch_size}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

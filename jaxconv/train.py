@@ -207,6 +207,14 @@ def steps_for(config: TrainConfig) -> tuple[Any, Any]:
     return (train_step_at, eval_step_at) if config.cpu_compiler_options else _PLAIN_STEPS
 
 
+def step_compiler_options(config: TrainConfig) -> dict[str, str]:
+    """The XLA options :func:`steps_for` ``(config)`` compiles with on JAX's default backend (``{}``:
+    XLA's defaults), for records of a run."""
+    if not config.cpu_compiler_options:
+        return {}
+    return xla_options.compiler_options(fuse_elementwise=train_step_at.fuse_elementwise)
+
+
 def _summed(metrics: list[dict[str, jax.Array]]) -> dict[str, float]:
     total = jax.device_get(jax.tree.map(lambda *m: jnp.stack(m).sum(), *metrics))
     return {

@@ -125,5 +125,9 @@ def test_lenet_step_race_interleaves_every_contestant(tmp_path):
         r["images_per_second"]["jaxconv defaults (auto, NHWC)"]
         / r["images_per_second"]["jaxconv plain XLA (xla, NCHW)"]
     )
+    assert r["compiler_options"] == {
+        "jaxconv defaults (auto, NHWC)": jc.xla_options.compiler_options(fuse_elementwise=False),
+        "jaxconv plain XLA (xla, NCHW)": {},
+    }
     with pytest.raises(ValueError, match="batch_size 100 is larger than the 64 training images"):
         lenet_step_race.race(fm, batch_size=100)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jaxconv import xla_options
-from jaxconv.train import TrainConfig, create_train_state, steps_for
+from jaxconv.train import TrainConfig, create_train_state, step_compiler_options, steps_for
 
 
 @pytest.fixture(autouse=True)
@@ -93,6 +93,8 @@ def test_training_steps_hand_ynnpack_each_dot_alone():
     for step in (train_step_at, eval_step_at):
         ops = _ynn_fused_ops(step.lower(state, images, labels, idx).compile().as_text())
         assert "dot" in ops and "exponential" not in ops and "add" not in ops, ops
+    assert step_compiler_options(TrainConfig()) == xla_options.CPU_OPTIONS_SEPARATE_DOTS
+    assert step_compiler_options(TrainConfig(cpu_compiler_options=False)) == {}
 
 
 def test_train_step_agrees_with_and_without_the_options():

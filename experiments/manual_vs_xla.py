@@ -4,9 +4,11 @@ xla, the book's vmapped manual definition, im2col, shift-and-add and auto: same 
 difference from xla) and how fast (median time per call after compilation, calls interleaved so
 drift on a shared machine hits all alike). The full harness over many shapes is ``jaxconv bench``.
 
-Every function is compiled as jaxconv compiles its own steps and ``jaxconv bench`` its contestants,
-with :func:`jaxconv.xla_options.jit` (on CPU, YNNPACK takes the dots only); ``results["compiler_options"]``
-records the options. A plain ``jax.jit`` gets XLA's defaults, under which ``xla`` is slower on CPU.
+Every function is compiled as ``jaxconv bench`` compiles its contestants, with
+:func:`jaxconv.xla_options.jit` (on CPU, YNNPACK takes the dots, each with the elementwise ops around
+it; jaxconv's training steps hand it each dot alone, ``fuse_elementwise=False``);
+``results["compiler_options"]`` records the options. A plain ``jax.jit`` gets XLA's defaults, under
+which ``xla`` is slower on CPU.
 """
 
 from __future__ import annotations

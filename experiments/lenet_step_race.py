@@ -80,7 +80,8 @@ def race(data: FashionMNIST, rounds: int = 12, steps: int = 30, batch_size: int 
     """Times every contestant for ``steps`` steps per round, interleaved over ``rounds`` rounds.
 
     Returns ``{"images_per_second": {name: median}, "round_seconds": {name: [...]},
-    "ratios": {...}, "compiler_options": {jax contestant: XLA options}, ...}``; ``with_torch`` is ignored (no PyTorch column) when torch is not installed.
+    "ratios": {...}, "compiler_options": {jax contestant: XLA options}, ...}``; ``with_torch`` is
+    ignored (no PyTorch column) when torch is not installed.
     """
     if rounds < 1 or steps < 1 or batch_size < 1:
         raise ValueError(

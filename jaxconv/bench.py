@@ -393,7 +393,7 @@ def run(shapes: Sequence[ConvShape] = STANDARD_SHAPES, impls: Sequence[str] | No
 
     The JAX contestants are compiled with :func:`jaxconv.xla_options.compiler_options` (on CPU,
     YNNPACK takes the dots, each with the elementwise ops around it; jaxconv's training steps hand it
-    each dot alone, which ran Winograd's layers 0.79-0.92x as fast), the same for every
+    each dot alone, which ran Winograd's layers 0.79-0.95x as fast), the same for every
     implementation; ``cpu_compiler_options=False`` compiles them with XLA's defaults, as a
     plain ``jax.jit`` of your own does. On the 2-core CPU of the README's tables the options made
     the winograd and xla contestants' forward+backward up to 1.4x and 2.4x faster.

@@ -20,7 +20,7 @@ and training"; one process, Williams-order rounds, 2026-11-25):
   seven races of 12-20 rounds), 1.09x in NCHW, 1.05x for the modern recipe with batch norm, 1.00x
   with ``impl="xla"``. Fused, the sigmoid's constant 1 reaches YNNPACK as a full ``(256, 28, 28,
   6)`` array that XLA fills first, every step.
-- Single layers forward+backward, no activation: Winograd ran 0.79-0.92x as fast with separate
+- Single layers forward+backward, no activation: Winograd ran 0.79-0.95x as fast with separate
   dots (the ResNet 3x3 and the book's 100-channel layers), the banded and im2col layers within noise.
 
 So jaxconv's training and evaluation steps compile with separate dots (``fuse_elementwise=False``),

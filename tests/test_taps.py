@@ -198,3 +198,33 @@ def test_pointwise_nchw_im2col_gradients_match_xla(dtype):
     for got, want in zip(grads("im2col", x, w, b, g), wide, strict=True):
         assert got.dtype == dtype
         reference.assert_close(got, want, dtype=jnp.dtype(dtype).name)
+
+
+def _exp_fusion_shapes(hlo: str) -> list[str]:
+    """Output shapes of the loop fusions of a compiled module whose computations hold an exp."""
+    bodies = {body.split(" ", 1)[0]: body for body in re.split(r"\n(?=%|ENTRY)", hlo)}
+    fusions = re.findall(r"= f32\[([\d,]*)\]\S* fusion\([^\n]*kind=kLoop, calls=(%[\w.-]+)", hlo)
+    return [shape for shape, called in fusions if "exponential(" in bodies.get(called, "")]
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="concerns XLA's CPU loop fusions")
+@pytest.mark.parametrize("impl", ["banded", "im2col"])
+def test_bias_and_sigmoid_fuse_over_rows_of_channels(impl):
+    # LeNet's conv2 block in NHWC, differentiated as in training: the bias is added to the
+    # (N*OH*OW, O) view, so XLA's loop fusion of bias and sigmoid runs over those 2-D rows, whose exp
+    # it vectorizes (taps._finish; README).
+    x = jax.random.normal(jax.random.key(0), (2, 14, 14, 6))
+    w = jax.random.normal(jax.random.key(1), (5, 5, 6, 16)) * 0.2
+    b = jax.random.normal(jax.random.key(2), (16,))
+
+    def grads(impl):
+        def loss(w, b):
+            y = jax.nn.sigmoid(jc.conv2d(x, w, b, layout="NHWC", impl=impl))
+            return jc.avg_pool2d(y, 2, layout="NHWC").sum()
+
+        return jc.xla_options.jit(jax.grad(loss, argnums=(0, 1)), fuse_elementwise=False)
+
+    compiled = grads(impl).lower(w, b).compile()
+    assert _exp_fusion_shapes(compiled.as_text()) == ["200,16"]
+    for got, want in zip(compiled(w, b), grads("xla")(w, b), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)

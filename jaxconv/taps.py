@@ -95,7 +95,7 @@ def _finish(
         else:
             # Added to the (N * OH * OW, O) view: XLA's CPU loop fusion of the bias with a following
             # sigmoid then runs over that 2-D shape, whose exp it vectorizes; over (N, OH, OW, O) it
-            # did not (LeNet's conv2: 565 vs 211 us alone; the book recipe's step 1.04-1.07x, README).
+            # did not (LeNet's conv2: 565 vs 211 us alone; the book recipe's step 1.04-1.06x, README).
             y = (y.reshape(math.prod(y.shape[:-1]), y.shape[-1]) + bias[None, :]).reshape(y.shape)
     y = y.astype(dtype)
     return y.transpose(0, 3, 1, 2) if y_layout != layout else y

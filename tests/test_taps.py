@@ -225,6 +225,7 @@ def test_bias_and_sigmoid_fuse_over_rows_of_channels(impl):
         return jc.xla_options.jit(jax.grad(loss, argnums=(0, 1)), fuse_elementwise=False)
 
     compiled = grads(impl).lower(w, b).compile()
-    assert _exp_fusion_shapes(compiled.as_text()) == ["200,16"]
+    shapes = _exp_fusion_shapes(compiled.as_text())
+    assert shapes == ["200,16"], f"the sigmoid's loop fusion is rooted at {shapes}: re-measure taps._finish"
     for got, want in zip(compiled(w, b), grads("xla")(w, b), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)

@@ -7,6 +7,7 @@ padding forms are resolved here again, so a bug in jaxconv's own resolution cann
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -183,3 +184,8 @@ def pool2d_torch(x, mode, window, stride, padding=0, dilation=1, ceil_mode=False
                 divisor = divisor_override or (pool_size if count_include_pad else (rb - ra) * (cb - ca))
                 y[:, :, i, j] = total / divisor
     return y
+
+
+def hlo_computations(hlo: str) -> dict[str, str]:
+    """A compiled module's text split into its computations, by name (``%fused_computation.3``, ...)."""
+    return {body.split(" ", 1)[0]: body for body in re.split(r"\n(?=%|ENTRY)", hlo)}

@@ -202,7 +202,7 @@ def test_pointwise_nchw_im2col_gradients_match_xla(dtype):
 
 def _exp_fusion_shapes(hlo: str) -> list[str]:
     """Output shapes of the loop fusions of a compiled module whose computations hold an exp."""
-    bodies = {body.split(" ", 1)[0]: body for body in re.split(r"\n(?=%|ENTRY)", hlo)}
+    bodies = reference.hlo_computations(hlo)
     fusions = re.findall(r"= f32\[([\d,]*)\]\S* fusion\([^\n]*kind=kLoop, calls=(%[\w.-]+)", hlo)
     return [shape for shape, called in fusions if "exponential(" in bodies.get(called, "")]
 

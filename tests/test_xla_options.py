@@ -11,6 +11,7 @@ import pytest
 
 from jaxconv import xla_options
 from jaxconv.train import TrainConfig, create_train_state, step_compiler_options, steps_for
+from tests import reference
 
 
 @pytest.fixture(autouse=True)
@@ -73,8 +74,8 @@ def _ynn_fused_ops(hlo: str) -> set[str]:
     """The HLO opcodes inside the computations that YNNPACK fusions of a compiled module call."""
     called = set(re.findall(r"calls=(%[\w.-]+)[^\n]*__ynn_fusion", hlo))
     ops: set[str] = set()
-    for body in re.split(r"\n(?=%|ENTRY)", hlo):
-        if body.split(" ", 1)[0] in called:
+    for name, body in reference.hlo_computations(hlo).items():
+        if name in called:
             ops.update(re.findall(r"= \S+ ([a-z][\w-]*)\(", body))
     return ops
 

@@ -6,7 +6,9 @@
 speed drifts (a shared VM: ±15 % between runs) skews their ratio. Here each round times ``--steps``
 training steps of every contestant in turn, on the same batches of the book's recipe (batch 256,
 SGD 0.9); the medians over rounds and their ratios are reported, and drift hits every contestant
-alike. The order changes each round so that each contestant runs after every other equally often
+alike. Each ratio is also taken round by round, within seconds, and its median and middle half
+across the rounds are printed: how far the host's state of the moment moves it. The order changes
+each round so that each contestant runs after every other equally often
 (:func:`jaxconv.bench.round_orders`; 6 rounds balance 3 contestants): a JAX step right after
 PyTorch's runs slower. Compilation happens before the first round. PyTorch runs when
 ``torch`` is importable (``pip install torch==2.13.0``).
@@ -27,7 +29,7 @@ import numpy as np
 from experiments._common import save
 from experiments.lenet_benchmark import torch_book_net
 from jaxconv import host_memory
-from jaxconv.bench import round_orders
+from jaxconv.bench import paired_speedups, round_orders
 from jaxconv.data import FashionMNIST, load_fashion_mnist
 from jaxconv.train import TrainConfig, create_train_state, step_compiler_options, steps_for
 
@@ -80,8 +82,10 @@ def race(data: FashionMNIST, rounds: int = 12, steps: int = 30, batch_size: int 
     """Times every contestant for ``steps`` steps per round, interleaved over ``rounds`` rounds.
 
     Returns ``{"images_per_second": {name: median}, "round_seconds": {name: [...]},
-    "ratios": {...}, "compiler_options": {jax contestant: XLA options}, ...}``; ``with_torch`` is
-    ignored (no PyTorch column) when torch is not installed.
+    "ratios": {...}, "round_ratios": {...}, "compiler_options": {jax contestant: XLA options}, ...}``:
+    ``ratios`` divide the medians' rates, ``round_ratios`` summarise the same ratio taken round by
+    round (:func:`jaxconv.bench.paired_speedups`); ``with_torch`` is ignored (no PyTorch column) when
+    torch is not installed.
     """
     if rounds < 1 or steps < 1 or batch_size < 1:
         raise ValueError(
@@ -109,13 +113,16 @@ def race(data: FashionMNIST, rounds: int = 12, steps: int = 30, batch_size: int 
             seconds[name].append(time.perf_counter() - start)
     per_second = {name: steps * batch_size / statistics.median(s) for name, s in seconds.items()}
     defaults, plain = names[0], names[1]
-    ratios = {"defaults / plain XLA": per_second[defaults] / per_second[plain]}
+    pairs = {"defaults / plain XLA": (defaults, plain)}
     if TORCH in per_second:
-        ratios["defaults / PyTorch"] = per_second[defaults] / per_second[TORCH]
-        ratios["plain XLA / PyTorch"] = per_second[plain] / per_second[TORCH]
+        pairs |= {"defaults / PyTorch": (defaults, TORCH), "plain XLA / PyTorch": (plain, TORCH)}
+    ratios = {label: per_second[a] / per_second[b] for label, (a, b) in pairs.items()}
+    # Each round times every contestant within a second or so: its ratio sees the machine in one state.
+    round_ratios = {label: paired_speedups(seconds[b], seconds[a]) for label, (a, b) in pairs.items()}
     options = {name: step_compiler_options(config) for name, config in CONTESTANTS.items()}
     return {"images_per_second": per_second, "round_seconds": seconds, "ratios": ratios,
-            "compiler_options": options, "rounds": rounds, "steps": steps, "batch_size": batch_size}  # fmt: skip
+            "round_ratios": round_ratios, "compiler_options": options, "rounds": rounds, "steps": steps,
+            "batch_size": batch_size}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, ips in result["images_per_second"].items():
         print(f"  {name:<32} {ips:>9,.0f} img/s  ({1e3 * result['batch_size'] / ips:.1f} ms/step)")
     for name, ratio in result["ratios"].items():
-        print(f"  {name}: {ratio:.2f}x")
+        spread = result["round_ratios"][name]
+        print(f"  {name}: {ratio:.2f}x (per round: median {spread['median']:.2f}x, "
+              f"middle half {spread['q25']:.2f}-{spread['q75']:.2f}x)")  # fmt: skip
     save(Path(args.out), "results", result)
     print(f"wrote {args.out}/results.json")
     return 0

@@ -10,7 +10,9 @@ A contestant whose compiled footprint (:func:`footprint`, XLA's own buffer assig
 in the memory the backend has free (:func:`available_memory`) is skipped before its first call and
 listed with the reason, rather than left to the kernel's OOM killer.
 It reports GFLOP/s, the fraction of a float32 matmul's rate measured in the same run, compile time,
-and the error against XLA's NCHW result in float32 and bfloat16. PyTorch joins when importable.
+the error against XLA's NCHW result in float32 and bfloat16, and the speed-ups over XLA and PyTorch
+with the middle half of their per-round values (:func:`paired_speedups`). PyTorch joins when
+importable.
 """
 
 from __future__ import annotations
@@ -148,6 +150,44 @@ def round_orders(labels: Sequence[str], rounds: int) -> list[list[str]]:
     if n % 2:  # an odd square needs its mirror image to balance who follows whom
         square += [row[::-1] for row in square]
     return [[labels[k] for k in square[r % len(square)]] for r in range(rounds)]
+
+
+def paired_speedups(reference_seconds: Sequence[float], contestant_seconds: Sequence[float]) -> dict:
+    """How much faster a contestant ran than a reference timed in the same rounds, round by round.
+
+    Round ``r`` timed both, one shortly after the other, so ``reference_seconds[r] /
+    contestant_seconds[r]`` sees the machine in one state; the ratio of the two medians can pair a
+    fast spell of one with a slow spell of the other. On the README's shared 2-core VM the step time
+    of one contestant moved 6.2-8.7 ms within a minute, so the spread of the per-round ratios is
+    reported beside their median.
+
+    Args:
+      reference_seconds: the reference's time in each round, all > 0.
+      contestant_seconds: the contestant's, the same number of rounds, all > 0.
+
+    Returns:
+      ``{"median", "q25", "q75", "min", "max"}`` of the per-round speed-ups (> 1: the contestant is
+      faster); ``q25``-``q75`` is the middle half of the rounds (linear interpolation).
+
+    Raises:
+      ValueError: if the lengths differ, either is empty, or a time is not positive.
+
+    Examples:
+      >>> paired_speedups([2.0, 4.0, 3.0], [1.0, 1.0, 3.0])["median"]
+      2.0
+    """
+    ref, con = np.asarray(reference_seconds, float), np.asarray(contestant_seconds, float)
+    if ref.ndim != 1 or ref.shape != con.shape or ref.size == 0:
+        raise ValueError(
+            "paired_speedups: need the same number (>= 1) of rounds for both, "
+            f"got {ref.shape} and {con.shape}"
+        )
+    if not (np.all(ref > 0) and np.all(con > 0)):
+        raise ValueError("paired_speedups: every round's time must be > 0")
+    ratios = ref / con
+    q25, median, q75 = np.percentile(ratios, [25, 50, 75])
+    return {"median": float(median), "q25": float(q25), "q75": float(q75),
+            "min": float(ratios.min()), "max": float(ratios.max())}  # fmt: skip
 
 
 def _inputs(shape: ConvShape, layout: str, dtype: jnp.dtype) -> tuple[jax.Array, jax.Array]:
@@ -361,6 +401,11 @@ def bench_shape(shape: ConvShape, candidates: Sequence[tuple[str, str, str]], re
                 start = time.perf_counter()
                 jax.block_until_ready(fn(*args))
                 rows[label][key].append(time.perf_counter() - start)
+    for label, row in rows.items():  # the rounds' spread, against peers timed in the same rounds
+        for peer, key in (("xla NCHW", "speedup_vs_xla"), (TORCH, "speedup_vs_torch")):
+            if peer in rows and "manual" not in (label, peer):  # manual runs alone, in rounds of its own
+                spread = paired_speedups(rows[peer]["forward_backward"], row["forward_backward"])
+                row[f"{key}_q25"], row[f"{key}_q75"] = spread["q25"], spread["q75"]
     for row in rows.values():
         for key, passes in (("forward", 1), ("forward_backward", 3)):
             row[f"{key}_ms"] = 1e3 * statistics.median(row.pop(key))
@@ -443,17 +488,28 @@ def _options_text(options: dict[str, str] | None) -> str:
     return "jaxconv's XLA options (" + ", ".join(f"{k}={v}" for k, v in options.items()) + ")"
 
 
+def _with_rounds(row: dict, key: str) -> str:
+    """``"0.76 (0.70-0.80)"``: a speed-up and the middle half of its per-round values, where known."""
+    value = row.get(key)
+    if value is None:
+        return ""
+    low, high = row.get(f"{key}_q25"), row.get(f"{key}_q75")
+    return f"{value:.2f}" if low is None or high is None else f"{value:.2f} ({low:.2f}-{high:.2f})"
+
+
 def format_table(result: dict) -> str:
     """A plain-text table: one line per shape x implementation."""
     head = (
         f"{'shape':<15} {'impl':<15} {'runs':<10} {'fwd ms':>8} {'fwd+bwd ms':>11} {'GFLOP/s':>8} "
-        f"{'% peak':>7} {'vs xla':>7} {'vs torch':>8} {'compile s':>9} {'rel err':>8} {'bf16 err':>8}"
+        f"{'% peak':>7} {'vs xla':>7} {'vs torch (rounds)':>17} {'compile s':>9} {'rel err':>8} "
+        f"{'bf16 err':>8}"
     )
     lines = [
         f"device {result['device']}, matmul {result['matmul_gflops']:.0f} GFLOP/s (its best), median of "
         f"{result['repeats']}, forward+backward = output and grads wrt input and weight, glibc malloc "
         f"{'tuned' if result.get('glibc_malloc_tuned') else 'as it came'} (jaxconv.host_memory), "
-        f"JAX contestants compiled with {_options_text(result.get('compiler_options'))}",
+        f"JAX contestants compiled with {_options_text(result.get('compiler_options'))}; "
+        f"vs torch: the ratio of the medians (the middle half of the per-round ratios)",
         head,
     ]
 
@@ -465,7 +521,7 @@ def format_table(result: dict) -> str:
             f"{r['shape']:<15} {r['impl']:<15} {r['runs']:<10} {r['forward_ms']:>8.1f} "
             f"{r['forward_backward_ms']:>11.1f} {r['forward_backward_gflops']:>8.1f} "
             f"{100 * r['peak_fraction']:>6.1f}% {num(r['speedup_vs_xla'], '.2f'):>7} "
-            f"{num(r['speedup_vs_torch'], '.2f'):>8} {num(r.get('compile_s'), '.2f'):>9} "
+            f"{_with_rounds(r, 'speedup_vs_torch'):>17} {num(r.get('compile_s'), '.2f'):>9} "
             f"{num(r.get('max_rel_err_f32'), '.0e'):>8} {num(r.get('max_rel_err_bf16'), '.0e'):>8}"
         )
     lines += [f"{r['shape']:<15} {r['impl']:<15} skipped: {r['reason']}" for r in result.get("skipped", [])]

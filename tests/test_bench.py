@@ -56,6 +56,12 @@ def test_run_times_every_contestant_and_they_agree(tmp_path):
         assert row["max_rel_err_f32"] < 1e-5, row
         assert row["max_rel_err_bf16"] < 3e-2, row
     assert result["rows"][0]["speedup_vs_xla"] == 1.0
+    for row in result["rows"]:  # the per-round spread, against a reference timed in the same rounds
+        if row["impl"] == "manual":  # timed alone, after the interleaved rounds: nothing to pair with
+            assert "speedup_vs_xla_q25" not in row
+        else:
+            assert row["speedup_vs_xla_q25"] <= row["speedup_vs_xla_q75"]
+    assert result["rows"][0]["speedup_vs_xla_q25"] == result["rows"][0]["speedup_vs_xla_q75"] == 1.0
     assert {r["runs"] for r in result["rows"] if r["impl"] == "auto NCHW"} <= set(jc.IMPLS)
     table = bench.format_table(result)
     assert "im2col NHWC" in table and "tiny" in table
@@ -185,3 +191,43 @@ def test_round_orders_refuse_repeated_labels_and_bad_rounds():
     for rounds in (-1, 2.0, True):
         with pytest.raises(ValueError, match="rounds must be an int >= 0"):
             bench.round_orders(["xla"], rounds)
+
+
+def _quartile(values: list[float], q: float) -> float:
+    """Linear-interpolation percentile in plain Python (numpy's default), the reference for the bench's."""
+    ordered, pos = sorted(values), q * (len(values) - 1)
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (pos - low) * (ordered[high] - ordered[low])
+
+
+@given(rounds=st.lists(st.tuples(st.floats(1e-4, 10.0), st.floats(1e-4, 10.0)), min_size=1, max_size=12))
+def test_paired_speedups_summarise_the_per_round_ratios(rounds):
+    ref, con = [r for r, _ in rounds], [c for _, c in rounds]
+    spread = bench.paired_speedups(ref, con)
+    ratios = [r / c for r, c in rounds]
+    for key, q in (("q25", 0.25), ("median", 0.5), ("q75", 0.75)):
+        assert spread[key] == pytest.approx(_quartile(ratios, q), rel=1e-12)
+    assert spread["min"] == pytest.approx(min(ratios)) and spread["max"] == pytest.approx(max(ratios))
+    assert spread["min"] <= spread["q25"] <= spread["median"] <= spread["q75"] <= spread["max"]
+
+
+def test_paired_speedups_pair_rounds_not_medians():
+    # per round 2x, 0.25x, 1x: their median is 1x, while the medians' ratio (1 s / 4 s) says 0.25x
+    assert bench.paired_speedups([1.0, 1.0, 4.0], [0.5, 4.0, 4.0]) == {
+        "median": 1.0, "q25": 0.625, "q75": 1.5, "min": 0.25, "max": 2.0
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("ref", "con", "match"),
+    [
+        ([1.0, 2.0], [1.0], r"same number \(>= 1\) of rounds for both, got \(2,\) and \(1,\)"),
+        ([], [], r"same number \(>= 1\) of rounds"),
+        ([1.0, 0.0], [1.0, 1.0], "every round's time must be > 0"),
+        ([1.0, 1.0], [1.0, -2.0], "every round's time must be > 0"),
+    ],
+)
+def test_paired_speedups_refuse_unpaired_or_empty_rounds(ref, con, match):
+    with pytest.raises(ValueError, match=match):
+        bench.paired_speedups(ref, con)

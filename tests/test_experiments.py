@@ -125,6 +125,10 @@ def test_lenet_step_race_interleaves_every_contestant(tmp_path):
         r["images_per_second"]["jaxconv defaults (auto, NHWC)"]
         / r["images_per_second"]["jaxconv plain XLA (xla, NCHW)"]
     )
+    assert set(r["round_ratios"]) == set(r["ratios"])
+    per_round = [p / d for p, d in zip(r["round_seconds"]["jaxconv plain XLA (xla, NCHW)"],
+                                       r["round_seconds"]["jaxconv defaults (auto, NHWC)"], strict=True)]  # fmt: skip
+    assert r["round_ratios"]["defaults / plain XLA"]["median"] == pytest.approx(float(np.median(per_round)))
     assert r["compiler_options"] == {
         "jaxconv defaults (auto, NHWC)": jc.xla_options.compiler_options(fuse_elementwise=False),
         "jaxconv plain XLA (xla, NCHW)": {},

@@ -112,8 +112,8 @@ TORCH = "torch NCHW"
 def round_orders(labels: Sequence[str], rounds: int) -> list[list[str]]:
     """The order in which each of ``rounds`` timing rounds runs ``labels``: rows of a Williams design.
 
-    What ran just before a contestant changes its time. On the README's 2-core CPU a JAX call made
-    right after a PyTorch call took 14.2 ms instead of 8.9 ms (LeNet conv2, forward+backward; 20 ms
+    What ran just before a contestant changes its time. On the 2-core CPU of docs/performance.md a JAX
+    call made right after a PyTorch call took 14.2 ms instead of 8.9 ms (LeNet conv2, forward+backward; 20 ms
     of sleep in between removed the difference). Rotating one order (A B C, B C A, ...) keeps every
     contestant behind the same one in every round but the first; a Williams design (a Latin square
     balanced for carryover) puts each contestant behind every other equally often: once per ``n``
@@ -157,8 +157,8 @@ def paired_speedups(reference_seconds: Sequence[float], contestant_seconds: Sequ
 
     Round ``r`` timed both, one shortly after the other, so ``reference_seconds[r] /
     contestant_seconds[r]`` sees the machine in one state; the ratio of the two medians can pair a
-    fast spell of one with a slow spell of the other. On the README's shared 2-core VM the step time
-    of one contestant moved 6.2-8.7 ms within a minute, so the spread of the per-round ratios is
+    fast spell of one with a slow spell of the other. On the shared 2-core VM of docs/performance.md the
+    step time of one contestant moved 6.2-8.7 ms within a minute, so the spread of the per-round ratios is
     reported beside their median.
 
     Args:
@@ -440,7 +440,7 @@ def run(shapes: Sequence[ConvShape] = STANDARD_SHAPES, impls: Sequence[str] | No
     YNNPACK takes the dots, each with the elementwise ops around it; jaxconv's training steps hand it
     each dot alone, which ran Winograd's layers 0.79-0.95x as fast), the same for every
     implementation; ``cpu_compiler_options=False`` compiles them with XLA's defaults, as a
-    plain ``jax.jit`` of your own does. On the 2-core CPU of the README's tables the options made
+    plain ``jax.jit`` of your own does. On the 2-core CPU of docs/performance.md's tables the options made
     the winograd and xla contestants' forward+backward up to 1.4x and 2.4x faster.
 
     ``impls`` filters the candidates by impl name (``"xla"``, ``"manual"``, ``"im2col"``,

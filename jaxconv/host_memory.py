@@ -4,10 +4,10 @@ glibc's ``malloc`` serves every request above its mmap threshold (128 KiB at sta
 32 MiB) with a fresh ``mmap`` and unmaps it on ``free``; so does every thread's own arena for blocks
 beyond its 64 MiB heaps. XLA's CPU runtime allocates the buffers of every execution anew, on its
 worker threads, so an op whose output is tens of megabytes has its pages faulted in, and zero-filled
-by the kernel, on every call. Measured on the 2-core CPU the README's tables come from: a 58 MB
+by the kernel, on every call. Measured on the 2-core CPU of docs/performance.md: a 58 MB
 elementwise op ran in 23-26 ms, 5-6 ms tuned; the ResNet-sized layers of ``jaxconv bench`` ran
-forward+backward 1.9-2x faster tuned, and the process's system time fell from 29 s to 3.3 s (README,
-"The race").
+forward+backward 1.9-2x faster tuned, and the process's system time fell from 29 s to 3.3 s
+(docs/performance.md, "Host memory").
 
 :func:`tune_glibc_malloc` sets ``M_ARENA_MAX = 1`` (every thread allocates from the main heap),
 ``M_MMAP_MAX = 0`` (large blocks come from that heap too) and ``M_TRIM_THRESHOLD`` to 2 GiB (freed

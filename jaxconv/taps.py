@@ -77,7 +77,7 @@ MAX_FUSED_CONCATENATE = 8
 # Taps whose channels fill at least this many bytes are stacked in one fusion (:func:`stacked_taps`).
 # With fewer, the fused loop and its transpose (the col2im) move a few floats at a time: LeNet's
 # 6-channel second layer ran 0.82-0.91x forward+backward through im2col so; 16-100 channels
-# 0.99-1.14x, the largest layers the most (README, "The race").
+# 0.99-1.14x, the largest layers the most (docs/performance.md, "The layer bench").
 MIN_FUSED_TAP_BYTES = 64
 
 
@@ -128,7 +128,8 @@ def _finish(
         else:
             # Added to the (N * OH * OW, O) view: XLA's CPU loop fusion of the bias with a following
             # sigmoid then runs over that 2-D shape, whose exp it vectorizes; over (N, OH, OW, O) it
-            # did not (LeNet's conv2: 565 vs 211 us alone; the book recipe's step 1.04-1.06x, README).
+            # did not (LeNet's conv2: 565 vs 211 us alone; the book recipe's step 1.04-1.06x,
+            # docs/performance.md).
             y = (y.reshape(math.prod(y.shape[:-1]), y.shape[-1]) + bias[None, :]).reshape(y.shape)
     y = y.astype(dtype)
     return y.transpose(0, 3, 1, 2) if y_layout != layout else y
@@ -182,7 +183,7 @@ def _pointwise_nchw(
     transposes. The kernel is broadcast over the batch to make ``n`` a batch dimension of the
     product: its weight gradient is then one ``(O, H * W) @ (H * W, C)`` product per image, summed
     (the transpose of the broadcast), where a contraction over ``(n, h * w)`` would make XLA
-    transpose the input and the output gradient first (1.4-2x slower forward+backward, README).
+    transpose the input and the output gradient first (1.4-2x slower forward+backward, docs/performance.md).
     """
     dtype, acc = x.dtype, accumulation_dtype(x.dtype)
     x = jnp.pad(x.astype(acc), ((0, 0), (0, 0), *pads))
@@ -247,7 +248,7 @@ def dense_grouped_kernel(w: jax.Array, groups: int) -> jax.Array:
 
 # A band tile covers this many times the kernel's extent of input columns: wider tiles multiply
 # by more zeros, narrower ones copy more (one tile per output column is im2col). 2 (at least half
-# the multiplications useful) measured best on LeNet's layers (README, "The race").
+# the multiplications useful) measured best on LeNet's layers (docs/performance.md, "The layer bench").
 BAND_SPAN_PER_EXTENT = 2
 
 
@@ -260,7 +261,7 @@ def band_tile(out_width: int, kw: int, stride: int, dilation: int) -> int:
     columns padding.
 
     An exact tile leaves no padding columns to slice off the output and pad back onto its gradient.
-    Forward+backward, against the even spread (README, "The race"):
+    Forward+backward, against the even spread (docs/performance.md, "The layer bench"):
     - LeNet's first layer ran 1.2-1.6x faster in exact tiles of 4 than in tiles of 6 with 2
       columns over. Inexact tiles of 5 or 3 were no faster.
     - Other layers with exact tiles of 4 ran 1.27-1.6x faster: 6->16 and 3->16 5x5 layers on

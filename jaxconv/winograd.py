@@ -125,7 +125,8 @@ def _valid(x: jax.Array, w: jax.Array, precision: Precision, out_layout: str) ->
     v = jnp.dot(g2, w.reshape(kh * kw, c * o), precision=exact).reshape(ah * aw, c, o)
     prod = jnp.einsum("tpc,tco->tpo", u, v, precision=precision)  # one (tiles, C) @ (C, O) per position
     y = jnp.dot(a2, prod.reshape(ah * aw, -1), precision=exact)
-    if out_layout == "NCHW":  # the tiles straight into NCHW: one transpose each way, not two (README)
+    # The tiles straight into NCHW: one transpose each way, not two (docs/performance.md).
+    if out_layout == "NCHW":
         y = y.reshape(TILE, TILE, n, th, tw, o).transpose(2, 5, 3, 0, 4, 1)
         return y.reshape(n, o, th * TILE, tw * TILE)[:, :, :oh, :ow]
     return _untile(y, (n, th, tw, o))[:, :oh, :ow]

@@ -1,7 +1,7 @@
 """XLA compiler options for the executables jaxconv compiles itself: its training and evaluation steps.
 
 XLA's CPU backend (jax 0.10) hands dots *and reductions* to YNNPACK (the ``__ynn_fusion`` ops of a
-compiled step's HLO). Profiled on the 2-core CPU of the README's tables, YNNPACK's reductions of
+compiled step's HLO). Profiled on the 2-core CPU of docs/performance.md, YNNPACK's reductions of
 LeNet's small-channel activations were the slow part: summing conv1's ``(256, 28, 28, 6)`` output
 gradient to its bias gradient took 1.2 ms and the first average pool 1.9 ms, where XLA's own
 reduction loops read the same data in a fraction of that. Both option sets below give YNNPACK the

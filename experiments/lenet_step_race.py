@@ -9,7 +9,7 @@ SGD 0.9); the medians over rounds and their ratios are reported, and drift hits 
 alike. Each ratio is also taken round by round, within seconds, and its median and middle half
 across the rounds are printed: how far the host's state of the moment moves it. The order changes
 each round so that each contestant runs after every other equally often
-(:func:`jaxconv.bench.round_orders`; 6 rounds balance 3 contestants): a JAX step right after
+(:func:`jaxconv.rounds.round_orders`; 6 rounds balance 3 contestants): a JAX step right after
 PyTorch's runs slower. Compilation happens before the first round. PyTorch runs when
 ``torch`` is importable (``pip install torch==2.13.0``).
 """
@@ -29,8 +29,8 @@ import numpy as np
 from experiments._common import save
 from experiments.lenet_benchmark import torch_book_net
 from jaxconv import host_memory
-from jaxconv.bench import paired_speedups, round_orders
 from jaxconv.data import FashionMNIST, load_fashion_mnist
+from jaxconv.rounds import paired_speedups, round_orders
 from jaxconv.train import TrainConfig, create_train_state, step_compiler_options, steps_for
 
 CONTESTANTS = {
@@ -84,7 +84,7 @@ def race(data: FashionMNIST, rounds: int = 12, steps: int = 30, batch_size: int 
     Returns ``{"images_per_second": {name: median}, "round_seconds": {name: [...]},
     "ratios": {...}, "round_ratios": {...}, "compiler_options": {jax contestant: XLA options}, ...}``:
     ``ratios`` divide the medians' rates, ``round_ratios`` summarise the same ratio taken round by
-    round (:func:`jaxconv.bench.paired_speedups`); ``with_torch`` is ignored (no PyTorch column) when
+    round (:func:`jaxconv.rounds.paired_speedups`); ``with_torch`` is ignored (no PyTorch column) when
     torch is not installed.
     """
     if rounds < 1 or steps < 1 or batch_size < 1:

@@ -25,8 +25,8 @@ import numpy as np
 
 import jaxconv as jc
 from experiments._common import main, save
-from jaxconv.bench import round_orders
 from jaxconv.nn import LeNet
+from jaxconv.rounds import round_orders
 
 
 def _race(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:

@@ -3,30 +3,27 @@
 ``jaxconv bench`` (or :func:`run`) times each implementation forward and forward+backward (the output
 and the gradients with respect to input and weight, as a training step needs them), median of
 ``repeats`` runs after compilation, with the implementations interleaved so that drift of a shared
-machine hits all alike, each round in another order (:func:`round_orders`: each runs after every
-other equally often, since what ran just before slows some); the book's manual impl, whose memory
-churn slows whatever follows it, is timed alone afterwards.
-A contestant whose compiled footprint (:func:`footprint`, XLA's own buffer assignment) would not fit
-in the memory the backend has free (:func:`available_memory`) is skipped before its first call and
-listed with the reason, rather than left to the kernel's OOM killer.
+machine hits all alike, each round in another order (:func:`jaxconv.rounds.round_orders`: each runs
+after every other equally often, since what ran just before slows some); the book's manual impl,
+whose memory churn slows whatever follows it, is timed alone afterwards.
+A contestant whose compiled footprint (XLA's own buffer assignment) would not fit in the memory the
+backend has free is skipped before its first call and listed with the reason, rather than left to
+the kernel's OOM killer (:mod:`jaxconv.memory_budget`).
 It reports GFLOP/s, the fraction of a float32 matmul's rate measured in the same run, compile time,
 the error against XLA's NCHW result in float32 and bfloat16, and the speed-ups over XLA and PyTorch:
 the ratio of the medians, and the median and middle half of their per-round values
-(:func:`paired_speedups`). PyTorch joins when
-importable.
+(:func:`jaxconv.rounds.paired_speedups`). PyTorch joins when importable. Tables and charts:
+:mod:`jaxconv.bench_report`.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import importlib
 import importlib.util
-import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -36,6 +33,8 @@ import numpy as np
 from jaxconv import host_memory, xla_options
 from jaxconv.auto import conv_impl
 from jaxconv.conv import conv2d
+from jaxconv.memory_budget import available_memory, too_big
+from jaxconv.rounds import paired_speedups, round_orders
 from jaxconv.shapes import conv_output_shape
 
 
@@ -108,87 +107,6 @@ CANDIDATES = (
     ("auto NCHW", "auto", "NCHW"),
 )
 TORCH = "torch NCHW"
-
-
-def round_orders(labels: Sequence[str], rounds: int) -> list[list[str]]:
-    """The order in which each of ``rounds`` timing rounds runs ``labels``: rows of a Williams design.
-
-    What ran just before a contestant changes its time. On the 2-core CPU of docs/performance.md a JAX
-    call made right after a PyTorch call took 14.2 ms instead of 8.9 ms (LeNet conv2, forward+backward; 20 ms
-    of sleep in between removed the difference). Rotating one order (A B C, B C A, ...) keeps every
-    contestant behind the same one in every round but the first; a Williams design (a Latin square
-    balanced for carryover) puts each contestant behind every other equally often: once per ``n``
-    rounds for an even number ``n`` of labels, twice per ``2 n`` for an odd one. Each contestant also
-    runs at each position equally often. Rounds beyond a full design repeat it from the start.
-
-    Args:
-      labels: the contestants, distinct.
-      rounds: how many rounds, >= 0.
-
-    Returns:
-      ``rounds`` lists, each a permutation of ``labels``.
-
-    Examples:
-      >>> round_orders("ABCD", 4)
-      [['A', 'B', 'D', 'C'], ['B', 'C', 'A', 'D'], ['C', 'D', 'B', 'A'], ['D', 'A', 'C', 'B']]
-    """
-    labels = list(labels)
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"round_orders: labels must be distinct, got {labels}")
-    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0:
-        raise ValueError(f"round_orders: rounds must be an int >= 0, got {rounds!r}")
-    n = len(labels)
-    if n == 0:
-        return [[] for _ in range(rounds)]
-    first, low, high = [0], 1, n - 1  # 0, 1, n-1, 2, n-2, ...: successive differences all distinct
-    while low <= high:
-        first.append(low)
-        low += 1
-        if low <= high:
-            first.append(high)
-            high -= 1
-    square = [[(k + shift) % n for k in first] for shift in range(n)]
-    if n % 2:  # an odd square needs its mirror image to balance who follows whom
-        square += [row[::-1] for row in square]
-    return [[labels[k] for k in square[r % len(square)]] for r in range(rounds)]
-
-
-def paired_speedups(reference_seconds: Sequence[float], contestant_seconds: Sequence[float]) -> dict:
-    """How much faster a contestant ran than a reference timed in the same rounds, round by round.
-
-    Round ``r`` timed both, one shortly after the other, so ``reference_seconds[r] /
-    contestant_seconds[r]`` sees the machine in one state; the ratio of the two medians can pair a
-    fast spell of one with a slow spell of the other. On the shared 2-core VM of docs/performance.md the
-    step time of one contestant moved 6.2-8.7 ms within a minute, so the spread of the per-round ratios is
-    reported beside their median.
-
-    Args:
-      reference_seconds: the reference's time in each round, all > 0.
-      contestant_seconds: the contestant's, the same number of rounds, all > 0.
-
-    Returns:
-      ``{"median", "q25", "q75", "min", "max"}`` of the per-round speed-ups (> 1: the contestant is
-      faster); ``q25``-``q75`` is the middle half of the rounds (linear interpolation).
-
-    Raises:
-      ValueError: if the lengths differ, either is empty, or a time is not positive.
-
-    Examples:
-      >>> paired_speedups([2.0, 4.0, 3.0], [1.0, 1.0, 3.0])["median"]
-      2.0
-    """
-    ref, con = np.asarray(reference_seconds, float), np.asarray(contestant_seconds, float)
-    if ref.ndim != 1 or ref.shape != con.shape or ref.size == 0:
-        raise ValueError(
-            "paired_speedups: need the same number (>= 1) of rounds for both, "
-            f"got {ref.shape} and {con.shape}"
-        )
-    if not (np.all(ref > 0) and np.all(con > 0)):
-        raise ValueError("paired_speedups: every round's time must be > 0")
-    ratios = ref / con
-    q25, median, q75 = np.percentile(ratios, [25, 50, 75])
-    return {"median": float(median), "q25": float(q25), "q75": float(q75),
-            "min": float(ratios.min()), "max": float(ratios.max())}  # fmt: skip
 
 
 def _inputs(shape: ConvShape, layout: str, dtype: jnp.dtype) -> tuple[jax.Array, jax.Array]:
@@ -274,58 +192,6 @@ def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
     return 2 * size**3 / min(times) / 1e9
 
 
-# glibc's one heap, tuned to keep freed memory (jaxconv.host_memory), fragments under multi-gigabyte
-# buffers: the book's manual impl on the 1x1 layer, 13.4 GB of temporaries by XLA's estimate, peaked
-# at 24 GB of resident memory tuned and 14 GB as glibc came (2026-11-25). Budget twice the estimate.
-TUNED_HEAP_GROWTH = 2.0
-
-
-def footprint(compiled: jax.stages.Compiled) -> int | None:
-    """Bytes one call of ``compiled`` holds at its peak by XLA's buffer assignment (arguments, outputs
-    and temporaries); ``None`` where the backend does not say."""
-    try:
-        stats = compiled.memory_analysis()
-    except (NotImplementedError, jax.errors.JaxRuntimeError):
-        return None
-    if stats is None:
-        return None
-    return stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
-
-
-def available_memory() -> int | None:
-    """Bytes the first device (the one the bench runs on) can still hand out: on CPU the kernel's
-    ``MemAvailable`` (Linux), elsewhere the device's limit less what it holds; ``None`` where neither
-    is known."""
-    device = jax.devices()[0]
-    if device.platform == "cpu":
-        try:
-            with open("/proc/meminfo") as f:
-                for line in f:
-                    if line.startswith("MemAvailable:"):
-                        return int(line.split()[1]) * 1024
-        except (OSError, ValueError, IndexError):
-            return None
-        return None
-    stats = device.memory_stats()
-    if not stats or "bytes_limit" not in stats:
-        return None
-    return stats["bytes_limit"] - stats.get("bytes_in_use", 0)
-
-
-def _too_big(compiled: Sequence[jax.stages.Compiled], budget: int | None) -> str | None:
-    """Why these executables should not run within ``budget`` bytes, or ``None`` if they fit (or
-    nothing is known)."""
-    sizes = [size for size in map(footprint, compiled) if size is not None]
-    if budget is None or not sizes:
-        return None
-    growth = TUNED_HEAP_GROWTH if host_memory.tuned() and jax.default_backend() == "cpu" else 1.0
-    need = max(sizes) * growth
-    if need <= budget:
-        return None
-    times = f" x {growth:g} for the tuned heap" if growth != 1.0 else ""
-    return f"needs {max(sizes) / 1e9:.1f} GB by XLA's estimate{times}, {budget / 1e9:.1f} GB free"
-
-
 def _error(y: jax.Array, reference: np.ndarray, layout: str) -> tuple[float, float]:
     """Max absolute error and max error relative to the reference's largest magnitude."""
     y32 = np.asarray(y.astype(jnp.float32))
@@ -361,7 +227,7 @@ def bench_shape(shape: ConvShape, candidates: Sequence[tuple[str, str, str]], re
         g = _cotangent(shape, layout, jnp.float32)
         compiled = forward_backward.lower(x, w, g).compile()
         compile_s = time.perf_counter() - start
-        reason = _too_big([compiled, forward.lower(x, w).compile()], free_memory())
+        reason = too_big([compiled, forward.lower(x, w).compile()], free_memory())
         if reason is not None:
             skipped.append({"shape": shape.name, "impl": label, "reason": reason})
             if reference is None:  # without the reference there is nothing to check the others against
@@ -479,118 +345,3 @@ def _ratios(rows: list[dict]) -> None:
         for peer, key in (("xla NCHW", "speedup_vs_xla"), (TORCH, "speedup_vs_torch")):
             other = by_label.get(peer)
             row[key] = other["forward_backward_ms"] / row["forward_backward_ms"] if other else None
-
-
-def _options_text(options: dict[str, str] | None) -> str:
-    """How the JAX contestants were compiled, for the table's header (``None``: not recorded)."""
-    if options is None:
-        return "unrecorded options"
-    if not options:
-        return "XLA's default options"
-    return "jaxconv's XLA options (" + ", ".join(f"{k}={v}" for k, v in options.items()) + ")"
-
-
-def _with_rounds(row: dict, key: str) -> str:
-    """``"0.76 (0.70-0.80)"``: the median of a speed-up's per-round values and their middle half, where
-    the rounds paired it; otherwise the ratio of the medians, ``"0.76"``.
-
-    The ratio of the medians can fall outside the middle half of the rounds (LeNet's conv1 against
-    PyTorch: 2.71 beside 3.33-5.25, PyTorch's times skewed by what ran before it), so the number
-    printed before an interval is the per-round median, the interval's own centre.
-    """
-    value, center = row.get(key), row.get(f"{key}_round_median")
-    low, high = row.get(f"{key}_q25"), row.get(f"{key}_q75")
-    if center is not None and low is not None and high is not None:
-        return f"{center:.2f} ({low:.2f}-{high:.2f})"
-    return "" if value is None else f"{value:.2f}"
-
-
-def format_table(result: dict) -> str:
-    """A plain-text table: one line per shape x implementation."""
-    head = (
-        f"{'shape':<15} {'impl':<15} {'runs':<10} {'fwd ms':>8} {'fwd+bwd ms':>11} {'GFLOP/s':>8} "
-        f"{'% peak':>7} {'vs xla':>7} {'vs torch (rounds)':>17} {'compile s':>9} {'rel err':>8} "
-        f"{'bf16 err':>8}"
-    )
-    lines = [
-        f"device {result['device']}, matmul {result['matmul_gflops']:.0f} GFLOP/s (its best), median of "
-        f"{result['repeats']}, forward+backward = output and grads wrt input and weight, glibc malloc "
-        f"{'tuned' if result.get('glibc_malloc_tuned') else 'as it came'} (jaxconv.host_memory), "
-        f"JAX contestants compiled with {_options_text(result.get('compiler_options'))}; "
-        f"vs xla: the ratio of the medians; vs torch: the per-round ratios' median (their middle half)",
-        head,
-    ]
-
-    def num(value: float | None, fmt: str) -> str:
-        return "" if value is None else format(value, fmt)
-
-    for r in result["rows"]:
-        lines.append(
-            f"{r['shape']:<15} {r['impl']:<15} {r['runs']:<10} {r['forward_ms']:>8.1f} "
-            f"{r['forward_backward_ms']:>11.1f} {r['forward_backward_gflops']:>8.1f} "
-            f"{100 * r['peak_fraction']:>6.1f}% {num(r['speedup_vs_xla'], '.2f'):>7} "
-            f"{_with_rounds(r, 'speedup_vs_torch'):>17} {num(r.get('compile_s'), '.2f'):>9} "
-            f"{num(r.get('max_rel_err_f32'), '.0e'):>8} {num(r.get('max_rel_err_bf16'), '.0e'):>8}"
-        )
-    lines += [f"{r['shape']:<15} {r['impl']:<15} skipped: {r['reason']}" for r in result.get("skipped", [])]
-    return "\n".join(lines)
-
-
-def write(result: dict, out: str | Path) -> list[Path]:
-    """Writes ``bench.json``, ``bench.csv`` and ``bench.png`` (fwd+bwd ms per shape) under ``out``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "bench.json", out / "bench.csv", out / "bench.png"]
-    paths[0].write_text(json.dumps(result, indent=2))
-    first = ["shape", "impl", "runs", "layer"]
-    fields = first + sorted({k for r in result["rows"] for k in r} - set(first))
-    with paths[1].open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(result["rows"])
-    skipped = result.get("skipped", [])
-    shapes = list(dict.fromkeys([r["shape"] for r in result["rows"]] + [r["shape"] for r in skipped]))
-    labels = list(dict.fromkeys(r["impl"] for r in result["rows"]))
-    columns = min(3, len(shapes))
-    grid_rows = -(-len(shapes) // columns)
-    fig, axes = plt.subplots(grid_rows, columns, figsize=(4.2 * columns, 3.0 * grid_rows), squeeze=False)
-    colours = {"auto": "tab:orange", "torch": "tab:gray", "manual": "tab:red"}
-    for ax, shape in zip(axes.flat, shapes, strict=False):
-        rows = {r["impl"]: r for r in result["rows"] if r["shape"] == shape}
-        left_out = [r["impl"] for r in skipped if r["shape"] == shape]
-        if left_out:  # a missing bar must not read as a contestant that was never entered
-            note = "skipped (memory): " + ", ".join(left_out)
-            ax.text(
-                0.99, 0.01, note, transform=ax.transAxes, ha="right", va="bottom", fontsize=6, color="tab:red"
-            )
-        if not rows:
-            ax.set_title(f"{shape}: nothing fitted in memory", fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            continue
-        present = [label for label in labels if label in rows]
-        times = [rows[label]["forward_backward_ms"] for label in present]
-        bars = ax.barh(present, times, color=[colours.get(label.split()[0], "tab:blue") for label in present])
-        ax.bar_label(
-            bars, labels=[f"{t:,.0f}" if t >= 100 else f"{t:.1f}" for t in times], fontsize=6, padding=2
-        )
-        ax.set_xscale("log")  # the book's manual impl is 10x slower on wide layers; keep the rest readable
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # the bars carry their values
-        ax.margins(x=0.25)
-        ax.invert_yaxis()
-        ax.set_title(f"{shape}: {rows[present[0]]['layer']}", fontsize=8)
-        ax.set_xlabel("forward+backward ms, log scale (lower is faster)", fontsize=7)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(shapes) :]:
-        ax.axis("off")
-    fig.suptitle(f"jaxconv bench on {result['device']}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(paths[2], dpi=110)
-    plt.close(fig)
-    return paths

@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from jaxconv import bench
+    from jaxconv import bench, bench_report
 
     try:
         shapes = [bench.ConvShape.parse(s) for s in args.shape] if args.shape else bench.STANDARD_SHAPES
@@ -100,8 +100,8 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"jaxconv bench: {e}", file=sys.stderr)
         return 1
     result = bench.run(shapes, impls, args.repeats, cpu_compiler_options=not args.xla_defaults)
-    print(bench.format_table(result))
-    paths = bench.write(result, args.out)
+    print(bench_report.format_table(result))
+    paths = bench_report.write(result, args.out)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 

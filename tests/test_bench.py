@@ -1,21 +1,17 @@
 """The benchmark harness: shapes parse and validate, every contestant runs and agrees, files are written."""
 
-import itertools
 import json
 import os
 import re
 import statistics
-from collections import Counter
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 import jaxconv as jc
-from jaxconv import bench
+from jaxconv import bench, bench_report, memory_budget, rounds
 from jaxconv.cli import main
 
 
@@ -66,13 +62,13 @@ def test_run_times_every_contestant_and_they_agree(tmp_path):
             )
     assert result["rows"][0]["speedup_vs_xla_q25"] == result["rows"][0]["speedup_vs_xla_q75"] == 1.0
     assert {r["runs"] for r in result["rows"] if r["impl"] == "auto NCHW"} <= set(jc.IMPLS)
-    table = bench.format_table(result)
+    table = bench_report.format_table(result)
     assert "im2col NHWC" in table and "tiny" in table
     assert result["glibc_malloc_tuned"] is jc.host_memory.tuned()
     assert f"glibc malloc {'tuned' if jc.host_memory.tuned() else 'as it came'}" in table
     assert result["compiler_options"] == jc.xla_options.compiler_options()
     assert "JAX contestants compiled with jaxconv's XLA options (xla_cpu_" in table
-    paths = bench.write(result, tmp_path)
+    paths = bench_report.write(result, tmp_path)
     assert json.loads(paths[0].read_text())["rows"][0]["shape"] == "tiny"
     assert paths[1].read_text().startswith("shape,impl,")
     assert paths[2].stat().st_size > 1000
@@ -94,7 +90,7 @@ def test_contestants_compile_with_jaxconvs_options_or_xlas_defaults(monkeypatch)
         assert result["compiler_options"] == options
         # forward and forward+backward of xla NCHW (the reference) and of im2col NHWC
         assert seen.count(options) == 4, seen
-        assert ("XLA's default options" in bench.format_table(result)) is not tuned
+        assert ("XLA's default options" in bench_report.format_table(result)) is not tuned
 
 
 def test_a_contestant_that_would_not_fit_in_memory_is_skipped_with_the_reason(tmp_path):
@@ -107,8 +103,8 @@ def test_a_contestant_that_would_not_fit_in_memory_is_skipped_with_the_reason(tm
     assert [(r["impl"], r["shape"]) for r in result["skipped"]] == [("manual", "tiny")]
     assert re.fullmatch(r"needs \d+\.\d GB by XLA's estimate( x 2 for the tuned heap)?, 0\.0 GB free",
                         result["skipped"][0]["reason"])  # fmt: skip
-    assert "tiny            manual          skipped: needs" in bench.format_table(result)
-    assert json.loads(bench.write(result, tmp_path)[0].read_text())["skipped"] == result["skipped"]
+    assert "tiny            manual          skipped: needs" in bench_report.format_table(result)
+    assert json.loads(bench_report.write(result, tmp_path)[0].read_text())["skipped"] == result["skipped"]
 
 
 def test_nothing_runs_on_a_shape_whose_reference_does_not_fit(tmp_path):
@@ -121,18 +117,18 @@ def test_nothing_runs_on_a_shape_whose_reference_does_not_fit(tmp_path):
     assert all(r["reason"] == "the reference, xla NCHW, does not fit" for r in skipped[1:])
     # the files are still written, the shape's panel saying what was skipped
     result = {"device": "cpu:0", "matmul_gflops": 1.0, "repeats": 1, "rows": rows, "skipped": skipped}
-    paths = bench.write(result, tmp_path)
+    paths = bench_report.write(result, tmp_path)
     assert json.loads(paths[0].read_text())["skipped"] == skipped
     assert paths[2].stat().st_size > 1000
-    assert "tiny            manual          skipped: the reference" in bench.format_table(result)
+    assert "tiny            manual          skipped: the reference" in bench_report.format_table(result)
 
 
 def test_footprint_is_xla_buffer_assignment():
     compiled = jax.jit(lambda a: (a * 2).sum(axis=0)).lower(jnp.ones((1000, 10), jnp.float32)).compile()
     stats = compiled.memory_analysis()
     expected = stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
-    assert bench.footprint(compiled) == expected >= 40_000 + 40
-    free = bench.available_memory()
+    assert memory_budget.footprint(compiled) == expected >= 40_000 + 40
+    free = memory_budget.available_memory()
     assert free is None or 0 < free <= os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
@@ -167,75 +163,6 @@ def test_forward_backward_times_the_forward_pass_too():
     assert (dx.shape, dw.shape) == (x.shape, w.shape)
 
 
-@given(n=st.integers(1, 12), extra=st.integers(0, 5))
-def test_round_orders_put_each_contestant_behind_every_other_equally_often(n, extra):
-    labels = [f"impl{k}" for k in range(n)]
-    full = n if n % 2 == 0 else 2 * n  # one whole Williams design
-    orders = bench.round_orders(labels, full + extra)
-    assert len(orders) == full + extra
-    assert all(sorted(order) == sorted(labels) for order in orders)
-    assert orders[full:] == orders[:extra]  # later rounds repeat the design
-    design = orders[:full]
-    followers = Counter(pair for order in design for pair in itertools.pairwise(order))
-    times = full // n  # every ordered pair of distinct contestants, equally often
-    assert followers == dict.fromkeys(itertools.permutations(labels, 2), times)
-    at_position = Counter((k, label) for order in design for k, label in enumerate(order))
-    assert set(at_position.values()) == {full // n}
-    if n % 2 == 0:  # within one square nobody follows the same contestant twice
-        for label in labels:
-            behind = [o[o.index(label) - 1] for o in design if o.index(label) > 0]
-            assert len(behind) == len(set(behind))
-
-
-def test_round_orders_refuse_repeated_labels_and_bad_rounds():
-    assert bench.round_orders([], 2) == [[], []]
-    with pytest.raises(ValueError, match="labels must be distinct"):
-        bench.round_orders(["xla", "xla"], 2)
-    for rounds in (-1, 2.0, True):
-        with pytest.raises(ValueError, match="rounds must be an int >= 0"):
-            bench.round_orders(["xla"], rounds)
-
-
-def _quartile(values: list[float], q: float) -> float:
-    """Linear-interpolation percentile in plain Python (numpy's default), the reference for the bench's."""
-    ordered, pos = sorted(values), q * (len(values) - 1)
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (pos - low) * (ordered[high] - ordered[low])
-
-
-@given(rounds=st.lists(st.tuples(st.floats(1e-4, 10.0), st.floats(1e-4, 10.0)), min_size=1, max_size=12))
-def test_paired_speedups_summarise_the_per_round_ratios(rounds):
-    ref, con = [r for r, _ in rounds], [c for _, c in rounds]
-    spread = bench.paired_speedups(ref, con)
-    ratios = [r / c for r, c in rounds]
-    for key, q in (("q25", 0.25), ("median", 0.5), ("q75", 0.75)):
-        assert spread[key] == pytest.approx(_quartile(ratios, q), rel=1e-12)
-    assert spread["min"] == pytest.approx(min(ratios)) and spread["max"] == pytest.approx(max(ratios))
-    assert spread["min"] <= spread["q25"] <= spread["median"] <= spread["q75"] <= spread["max"]
-
-
-def test_paired_speedups_pair_rounds_not_medians():
-    # per round 2x, 0.25x, 1x: their median is 1x, while the medians' ratio (1 s / 4 s) says 0.25x
-    assert bench.paired_speedups([1.0, 1.0, 4.0], [0.5, 4.0, 4.0]) == {
-        "median": 1.0, "q25": 0.625, "q75": 1.5, "min": 0.25, "max": 2.0
-    }  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("ref", "con", "match"),
-    [
-        ([1.0, 2.0], [1.0], r"same number \(>= 1\) of rounds for both, got \(2,\) and \(1,\)"),
-        ([], [], r"same number \(>= 1\) of rounds"),
-        ([1.0, 0.0], [1.0, 1.0], "every round's time must be > 0"),
-        ([1.0, 1.0], [1.0, -2.0], "every round's time must be > 0"),
-    ],
-)
-def test_paired_speedups_refuse_unpaired_or_empty_rounds(ref, con, match):
-    with pytest.raises(ValueError, match=match):
-        bench.paired_speedups(ref, con)
-
-
 def _table_row(**speedups) -> dict:
     row = {"shape": "tiny", "impl": "auto NCHW", "runs": "banded", "forward_ms": 1.0,
            "forward_backward_ms": 3.0, "forward_backward_gflops": 1.0, "peak_fraction": 0.1,
@@ -245,14 +172,14 @@ def _table_row(**speedups) -> dict:
 
 def _table(row: dict) -> str:
     result = {"device": "cpu:0", "matmul_gflops": 100.0, "repeats": 3, "rows": [row]}
-    return bench.format_table(result).splitlines()[-1]
+    return bench_report.format_table(result).splitlines()[-1]
 
 
 def test_table_prints_the_rounds_median_beside_their_middle_half():
     # the ratio of the medians (0.25) lies outside the rounds' middle half: the table shows the median
     # of the rounds, the centre of the interval it prints, and the JSON keeps both
     ref, con = [1.0, 1.0, 4.0], [0.5, 4.0, 4.0]
-    spread = bench.paired_speedups(ref, con)
+    spread = rounds.paired_speedups(ref, con)
     row = _table_row(
         speedup_vs_torch=statistics.median(ref) / statistics.median(con),
         speedup_vs_torch_round_median=spread["median"],

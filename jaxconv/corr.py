@@ -32,9 +32,10 @@ from jaxconv._checks import (
     check_same_dtype,
 )
 from jaxconv.auto import conv_impl
+from jaxconv.band import conv2d_banded
 from jaxconv.layout import dimension_numbers, from_nchw, to_nchw, weight_to_oihw
 from jaxconv.shapes import effective_kernel, output_size
-from jaxconv.taps import conv2d_banded, conv2d_im2col, conv2d_shift_add
+from jaxconv.taps import conv2d_im2col, conv2d_shift_add
 from jaxconv.winograd import conv2d_winograd
 
 # ---- the book's definition, one position at a time -------------------------------------------

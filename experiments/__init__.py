@@ -1,31 +1,5 @@
-"""The chapter as runnable experiments: ``jaxconv experiment NAME`` or ``python -m experiments.NAME``.
+"""Entry points, one per experiment: ``python -m experiments.NAME`` from the repository root.
 
-Each module has ``run(out: Path, fast: bool) -> dict``: it prints what it shows, writes its figures
-(PNG) and numbers (JSON) under ``out``, and returns the numbers.
+The experiments' code lives in the package, :mod:`jaxconv.experiments`, so that ``jaxconv experiment
+NAME`` works from an installed wheel; this folder is not installed.
 """
-
-from __future__ import annotations
-
-import importlib
-from pathlib import Path
-
-NAMES = (
-    "why_conv",
-    "conv_layer",
-    "padding_stride",
-    "channels",
-    "pooling",
-    "receptive_field",
-    "manual_vs_xla",
-    "lenet",
-)
-
-
-def run(name: str, out: str | Path, fast: bool = False) -> dict:
-    """Runs one experiment (or ``"all"``, each into ``out/NAME``)."""
-    if name == "all":
-        return {n: run(n, Path(out) / n, fast) for n in NAMES}
-    if name not in NAMES:
-        raise ValueError(f"experiment: name must be one of {(*NAMES, 'all')}, got {name!r}")
-    print(f"== experiment {name}")
-    return importlib.import_module(f"experiments.{name}").run(Path(out), fast)

@@ -9,8 +9,6 @@ backend), ``"xla"`` (XLA's fused op), ``"manual"`` (the book's definition, vmapp
 from jaxconv import convert as convert
 from jaxconv import host_memory as host_memory
 from jaxconv import xla_options as xla_options
-from jaxconv._checks import IMPL_CHOICES as IMPL_CHOICES
-from jaxconv._checks import IMPLS as IMPLS
 from jaxconv.adaptive_pool import adaptive_avg_pool2d as adaptive_avg_pool2d
 from jaxconv.adaptive_pool import adaptive_max_pool2d as adaptive_max_pool2d
 from jaxconv.adaptive_pool import global_avg_pool2d as global_avg_pool2d
@@ -21,10 +19,12 @@ from jaxconv.corr import corr2d as corr2d
 from jaxconv.corr import corr2d_multi_in as corr2d_multi_in
 from jaxconv.corr import corr2d_multi_in_out as corr2d_multi_in_out
 from jaxconv.corr import corr2d_multi_in_out_1x1 as corr2d_multi_in_out_1x1
+from jaxconv.impls import IMPL_CHOICES as IMPL_CHOICES
+from jaxconv.impls import IMPLS as IMPLS
 from jaxconv.pool import avg_pool2d as avg_pool2d
 from jaxconv.pool import max_pool2d as max_pool2d
-from jaxconv.pool import max_unpool2d as max_unpool2d
 from jaxconv.pool import pool2d as pool2d
+from jaxconv.pool_indices import max_unpool2d as max_unpool2d
 from jaxconv.shapes import ReceptiveField as ReceptiveField
 from jaxconv.shapes import conv_output_shape as conv_output_shape
 from jaxconv.shapes import conv_transpose_output_shape as conv_transpose_output_shape

@@ -26,13 +26,10 @@ PRECISIONS = {
 }
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
-# The concrete implementations, and the choices a user may pass ("auto" picks one per shape and backend).
-IMPLS = ("xla", "manual", "im2col", "shift_add", "banded", "winograd")
-IMPL_CHOICES = ("auto", *IMPLS)
 LAYOUTS = ("NCHW", "NHWC")
 
 
-def _is_int(value: object) -> bool:
+def is_int(value: object) -> bool:
     # bool is an int subclass but never a sensible size.
     return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
 
@@ -76,7 +73,7 @@ def check_choice(fn: str, name: str, value: object, choices: Sequence[str]) -> s
 
 
 def check_int(fn: str, name: str, value: object, minimum: int) -> int:
-    if not _is_int(value):
+    if not is_int(value):
         raise TypeError(f"{fn}: {name} must be an int, got {value!r}")
     if value < minimum:  # type: ignore[operator]
         raise ValueError(f"{fn}: {name} must be >= {minimum}, got {value}")
@@ -85,9 +82,9 @@ def check_int(fn: str, name: str, value: object, minimum: int) -> int:
 
 def to_pair(fn: str, name: str, value: object, minimum: int) -> Pair:
     """Canonicalises an int or a pair of ints (each ``>= minimum``) to a pair."""
-    if _is_int(value):
+    if is_int(value):
         pair = (int(value), int(value))  # type: ignore[call-overload]
-    elif isinstance(value, tuple | list) and len(value) == 2 and all(_is_int(v) for v in value):
+    elif isinstance(value, tuple | list) and len(value) == 2 and all(is_int(v) for v in value):
         pair = (int(value[0]), int(value[1]))
     else:
         raise TypeError(f"{fn}: {name} must be an int or a pair of ints, got {value!r}")

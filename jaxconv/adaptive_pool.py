@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxconv._checks import IMPL_CHOICES, LAYOUTS, Pair, accumulation_dtype, check_array, check_choice
+from jaxconv._checks import LAYOUTS, Pair, accumulation_dtype, check_array, check_choice
+from jaxconv.impls import IMPL_CHOICES
 from jaxconv.layout import spatial_of
 from jaxconv.pool import avg_pool2d, max_pool2d
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jaxconv._checks import IMPL_CHOICES, LAYOUTS
+from jaxconv._checks import LAYOUTS
+from jaxconv.impls import IMPL_CHOICES
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -86,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from jaxconv import bench, bench_report
+    from jaxconv import bench
 
     try:
         shapes = [bench.ConvShape.parse(s) for s in args.shape] if args.shape else bench.STANDARD_SHAPES
@@ -100,16 +101,15 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"jaxconv bench: {e}", file=sys.stderr)
         return 1
     result = bench.run(shapes, impls, args.repeats, cpu_compiler_options=not args.xla_defaults)
-    print(bench_report.format_table(result))
-    paths = bench_report.write(result, args.out)
+    print(bench.format_table(result))
+    paths = bench.write(result, args.out)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
-    from jaxconv import distributed
-    from jaxconv.data import DataNotFoundError
-    from jaxconv.train import DivergenceError, TrainConfig, train_and_evaluate
+    from jaxconv.train import DivergenceError, TrainConfig, distributed, train_and_evaluate
+    from jaxconv.train.data import DataNotFoundError
 
     options = vars(args).copy()
     del options["command"]
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":
         return _bench(args)
     if args.command == "experiment":
-        import experiments
+        from jaxconv import experiments
 
         try:
             experiments.run(

@@ -7,7 +7,6 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxconv._checks import (
-    IMPL_CHOICES,
     LAYOUTS,
     PADDING_MODES,
     PadPairs,
@@ -19,8 +18,8 @@ from jaxconv._checks import (
     check_same_dtype,
     to_pair,
 )
-from jaxconv.auto import conv_impl
-from jaxconv.corr import CORES
+from jaxconv.impls import CONV_CORES, IMPL_CHOICES
+from jaxconv.impls.auto import conv_impl
 from jaxconv.layout import channel_axis, spatial_of, weight_dims
 from jaxconv.shapes import Padding, effective_kernel, output_size, resolve_padding
 
@@ -58,12 +57,12 @@ def conv2d(
       precision: ``None`` (the backend's default; on GPU that can be TF32 for float32),
         ``"default"``, ``"high"``, ``"highest"`` or a ``jax.lax.Precision``; every impl honours it.
       layout: ``"NCHW"`` (default, the book's) or ``"NHWC"``.
-      impl: ``"auto"`` (default: the fastest for the shape and backend, see :mod:`jaxconv.auto`),
+      impl: ``"auto"`` (default: the fastest for the shape and backend, see :mod:`jaxconv.impls.auto`),
         ``"xla"`` (``lax.conv_general_dilated``), ``"manual"`` (the book's vmapped definition),
         ``"im2col"`` (patches times kernel, one matmul), ``"shift_add"`` (one matmul per
         kernel tap), ``"banded"`` (stacked input rows times the kernel's band matrix; see
-        :mod:`jaxconv.taps`) or ``"winograd"`` (Winograd's ``F(4, r)`` tiles, 4-6x fewer
-        multiplications; see :mod:`jaxconv.winograd`). All give the same numbers up to rounding
+        :mod:`jaxconv.impls.band`) or ``"winograd"`` (Winograd's ``F(4, r)`` tiles, 4-6x fewer
+        multiplications; see :mod:`jaxconv.impls.winograd`). All give the same numbers up to rounding
         (winograd's transforms add up to ~1e-5 relative error in float32).
 
     Returns:
@@ -132,7 +131,7 @@ def conv2d(
             stride=stride_hw,
             dilation=dilation_hw,
         )
-    y = CORES[impl](
+    y = CONV_CORES[impl](
         xb,
         weight,
         bias,

@@ -1,165 +1,19 @@
-"""Cross-correlation, XLA and by hand side by side (the book's sections 6.2 and 6.4).
+"""Cross-correlation as the book writes it (sections 6.2 and 6.4): ``corr2d``, ``convolve2d`` and the
+multi-channel forms.
 
-Independent implementations of the same maths (two more, built on kernel taps, in
-:mod:`jaxconv.taps`):
-
-* ``xla``: one ``lax.conv_general_dilated``, XLA's fused convolution.
-* ``manual``: the book's definition, ``Y[i, j] = (X[i:i+kh, j:j+kw] * K).sum()``, written for one
-  output position and one channel, then lifted with ``jax.vmap`` over output positions, input
-  channels (then summed, as the book's ``corr2d_multi_in``), output channels, groups and batch.
-  It never calls ``lax.conv*``; the tests check its HLO has no convolution.
-
-The private cores take canonical, validated options (pairs, explicit pads) and are jitted with
-those options static. The public book-named functions validate, then call them.
+Each function validates its arrays, then runs a valid, stride-1 correlation through the core of the
+chosen ``impl`` (:mod:`jaxconv.impls`): ``"xla"`` is ``lax.conv_general_dilated``, ``"manual"`` the
+book's window dot product vmapped (:mod:`jaxconv.impls.manual`), and so on.
 """
 
 from __future__ import annotations
 
-from functools import partial
-
 import jax
-import jax.numpy as jnp
-from jax import lax
 
-from jaxconv._checks import (
-    IMPL_CHOICES,
-    PadPairs,
-    Pair,
-    Precision,
-    accumulation_dtype,
-    check_array,
-    check_choice,
-    check_same_dtype,
-)
-from jaxconv.auto import conv_impl
-from jaxconv.band import conv2d_banded
-from jaxconv.layout import dimension_numbers, from_nchw, to_nchw, weight_to_oihw
-from jaxconv.shapes import effective_kernel, output_size
-from jaxconv.taps import conv2d_im2col, conv2d_shift_add
-from jaxconv.winograd import conv2d_winograd
-
-# ---- the book's definition, one position at a time -------------------------------------------
-
-
-def _window_dot(
-    x: jax.Array, k: jax.Array, i: jax.Array, j: jax.Array, *, stride: Pair, dilation: Pair,
-    precision: Precision = None,
-) -> jax.Array:  # fmt: skip
-    """``Y[i, j]``: the window of ``x (H, W)`` at output position ``(i, j)`` dotted with ``k``.
-
-    Written as a dot product rather than ``(window * k).sum()`` so that ``vmap`` over output
-    channels lifts it to a matrix product instead of a broadcast the size of every window times
-    every kernel.
-    """
-    extent = effective_kernel(k.shape, dilation)
-    window = lax.dynamic_slice(x, (i * stride[0], j * stride[1]), extent)
-    window = window[:: dilation[0], :: dilation[1]]
-    acc = accumulation_dtype(x.dtype)
-    return jnp.tensordot(window, k, axes=2, precision=precision, preferred_element_type=acc)
-
-
-def corr2d_manual(
-    x: jax.Array, k: jax.Array, *, stride: Pair, dilation: Pair, precision: Precision = None
-) -> jax.Array:
-    """``x (H, W)`` (already padded), ``k (kh, kw)`` -> ``(OH, OW)``, vmapped over positions."""
-    oh, ow = output_size("corr2d", x.shape, effective_kernel(k.shape, dilation), ((0, 0),) * 2, stride)
-    at = partial(_window_dot, x, k, stride=stride, dilation=dilation, precision=precision)
-    along_row = jax.vmap(at, in_axes=(None, 0))
-    return jax.vmap(along_row, in_axes=(0, None))(jnp.arange(oh), jnp.arange(ow))
-
-
-def corr2d_multi_in_manual(
-    x: jax.Array, k: jax.Array, *, stride: Pair, dilation: Pair, precision: Precision = None
-) -> jax.Array:
-    """``x (C, H, W)``, ``k (C, kh, kw)`` -> ``(OH, OW)``: one map per channel, then summed."""
-    per_channel = jax.vmap(partial(corr2d_manual, stride=stride, dilation=dilation, precision=precision))
-    return per_channel(x, k).sum(axis=0)
-
-
-def corr2d_multi_in_out_manual(
-    x: jax.Array, k: jax.Array, *, stride: Pair, dilation: Pair, precision: Precision = None
-) -> jax.Array:
-    """``x (C, H, W)``, ``k (O, C, kh, kw)`` -> ``(O, OH, OW)``: one multi-input map per output."""
-    per_output = partial(corr2d_multi_in_manual, stride=stride, dilation=dilation, precision=precision)
-    return jax.vmap(per_output, in_axes=(None, 0))(x, k)
-
-
-# ---- the two batched cores behind conv2d ----------------------------------------------------
-
-_STATIC = ("stride", "pads", "dilation", "groups", "layout", "precision")
-
-
-@partial(jax.jit, static_argnames=_STATIC)
-def conv2d_xla(
-    x: jax.Array,
-    w: jax.Array,
-    b: jax.Array | None,
-    *,
-    stride: Pair,
-    pads: PadPairs,
-    dilation: Pair,
-    groups: int,
-    layout: str,
-    precision: Precision = None,
-) -> jax.Array:
-    """Batched convolution through ``lax.conv_general_dilated``; options already canonical."""
-    y = lax.conv_general_dilated(
-        x,
-        w,
-        window_strides=stride,
-        padding=pads,
-        rhs_dilation=dilation,
-        dimension_numbers=dimension_numbers(layout),
-        feature_group_count=groups,
-        precision=precision,
-    )
-    if b is not None:
-        y = y + (b[None, :, None, None] if layout == "NCHW" else b[None, None, None, :])
-    return y
-
-
-@partial(jax.jit, static_argnames=_STATIC)
-def conv2d_manual(
-    x: jax.Array,
-    w: jax.Array,
-    b: jax.Array | None,
-    *,
-    stride: Pair,
-    pads: PadPairs,
-    dilation: Pair,
-    groups: int,
-    layout: str,
-    precision: Precision = None,
-) -> jax.Array:
-    """Batched convolution from the book's definition: the vmapped window dot product.
-
-    Groups split the channels into ``groups`` independent multi-input-multi-output problems,
-    vmapped like the batch.
-    """
-    x = jnp.pad(to_nchw(x, layout), ((0, 0), (0, 0), *pads))
-    w = weight_to_oihw(w, layout)
-    n, c, h, wd = x.shape
-    o, cpg, kh, kw = w.shape
-    xg = x.reshape(n, groups, c // groups, h, wd)
-    wg = w.reshape(groups, o // groups, cpg, kh, kw)
-    one_group = partial(corr2d_multi_in_out_manual, stride=stride, dilation=dilation, precision=precision)
-    per_group = jax.vmap(one_group, in_axes=(0, 0))
-    y = jax.vmap(per_group, in_axes=(0, None))(xg, wg)
-    y = y.reshape(n, o, *y.shape[-2:])
-    if b is not None:
-        y = y + b[None, :, None, None].astype(y.dtype)
-    return from_nchw(y.astype(x.dtype), layout)
-
-
-CORES = {
-    "xla": conv2d_xla,
-    "manual": conv2d_manual,
-    "im2col": conv2d_im2col,
-    "shift_add": conv2d_shift_add,
-    "banded": conv2d_banded,
-    "winograd": conv2d_winograd,
-}
-
+from jaxconv._checks import check_array, check_choice, check_same_dtype
+from jaxconv.impls import CONV_CORES, IMPL_CHOICES
+from jaxconv.impls.auto import conv_impl
+from jaxconv.shapes import output_size
 
 # ---- the book's functions ---------------------------------------------------------------------
 
@@ -182,7 +36,7 @@ def _book_conv(fn: str, x: jax.Array, k: jax.Array, impl: str) -> jax.Array:
     if impl == "auto":
         impl = conv_impl(jax.default_backend(), x_shape=(1, *x.shape), out_channels=k.shape[0],
                          kernel=k.shape[2:], groups=1, itemsize=x.dtype.itemsize)  # fmt: skip
-    core = CORES[impl]
+    core = CONV_CORES[impl]
     y = core(x[None], k, None, stride=(1, 1), pads=((0, 0), (0, 0)), dilation=(1, 1), groups=1, layout="NCHW")
     return y[0]
 

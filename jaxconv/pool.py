@@ -1,39 +1,27 @@
-"""Max and average pooling, XLA and by hand side by side (the book's section 6.5).
+"""Max and average pooling (the book's section 6.5) with PyTorch's options.
 
-* ``xla``: one ``lax.reduce_window``.
-* ``manual``: the book's ``pool2d``, ``Y[i, j] = X[window at (i, j)].max()`` (or ``.mean()``),
-  written for one position of one channel and vmapped over positions, channels and batch.
-  It never calls ``reduce_window``.
-* ``im2col`` / ``shift_add``: the window's tap slices (:mod:`jaxconv.taps`) stacked and reduced
-  once, or folded one at a time.
+The functions validate and canonicalise the window, stride, padding and ``ceil_mode``, run the
+windows' max or sum through the pooling core of the chosen ``impl`` (:mod:`jaxconv.impls`:
+``"xla"`` is ``lax.reduce_window``, ``"manual"`` the book's ``pool2d`` vmapped, ``"im2col"`` /
+``"shift_add"`` the window's tap slices), and divide averages here, by the count PyTorch divides by.
+``return_indices`` and :func:`jaxconv.max_unpool2d` live in :mod:`jaxconv.pool_indices`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 from typing import Literal, overload
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
-from jaxconv._checks import (
-    IMPL_CHOICES,
-    LAYOUTS,
-    PadPairs,
-    Pair,
-    accumulation_dtype,
-    check_array,
-    check_choice,
-    check_int,
-    to_pair,
-)
-from jaxconv.auto import pool_impl
-from jaxconv.layout import from_nchw, spatial_of, to_nchw
+from jaxconv._checks import LAYOUTS, PadPairs, Pair, check_array, check_choice, check_int, to_pair
+from jaxconv.impls import IMPL_CHOICES, POOL_CORES
+from jaxconv.impls.auto import pool_impl
+from jaxconv.layout import spatial_of
+from jaxconv.pool_indices import max_with_indices
 from jaxconv.shapes import Padding, check_pool_padding, effective_kernel, output_size, resolve_padding
-from jaxconv.taps import pool_taps, tap_slices
 
 MODES = ("max", "avg")
 
@@ -58,68 +46,6 @@ def _avg_divisor(
         low, high = (-lo, n + hi) if count_include_pad else (0, n)
         counts.append(np.minimum(start + k, high) - np.maximum(start, low))
     return np.outer(counts[0], counts[1]).astype(np.float32)
-
-
-_STATIC = ("mode", "window", "stride", "pads", "dilation", "layout")
-
-
-@partial(jax.jit, static_argnames=_STATIC)
-def pool_xla(
-    x: jax.Array, *, mode: str, window: Pair, stride: Pair, pads: PadPairs, dilation: Pair, layout: str
-) -> jax.Array:
-    """The windows' max (``x.dtype``) or sum (accumulation dtype) through ``lax.reduce_window``."""
-    spatial = (2, 3) if layout == "NCHW" else (1, 2)
-    dims, strides, padding, dilations = [1] * 4, [1] * 4, [(0, 0)] * 4, [1] * 4
-    for axis, k, s, p, d in zip(spatial, window, stride, pads, dilation, strict=True):
-        dims[axis], strides[axis], padding[axis], dilations[axis] = k, s, p, d
-    if mode == "max":
-        return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, padding, window_dilation=dilations)
-    acc = accumulation_dtype(x.dtype)
-    return lax.reduce_window(x.astype(acc), 0.0, lax.add, dims, strides, padding, window_dilation=dilations)
-
-
-def _window_reduce(
-    x: jax.Array, i: jax.Array, j: jax.Array, *, mode: str, window: Pair, stride: Pair, dilation: Pair
-) -> jax.Array:
-    """The book's pooling at one output position of one channel ``x (H, W)`` (already padded):
-    the window's max, or its sum (divided by the window count afterwards)."""
-    extent = tuple((k - 1) * d + 1 for k, d in zip(window, dilation, strict=True))
-    patch = lax.dynamic_slice(x, (i * stride[0], j * stride[1]), extent)[:: dilation[0], :: dilation[1]]
-    return patch.max() if mode == "max" else patch.sum(dtype=accumulation_dtype(x.dtype))
-
-
-@partial(jax.jit, static_argnames=_STATIC)
-def pool_manual(
-    x: jax.Array, *, mode: str, window: Pair, stride: Pair, pads: PadPairs, dilation: Pair, layout: str
-) -> jax.Array:
-    """The windows' max or sum from the book's definition, vmapped over positions, channels, batch."""
-    x = to_nchw(x, layout)
-    fill = -jnp.inf if mode == "max" else 0.0  # max-pool never picks a pad
-    x = jnp.pad(x, ((0, 0), (0, 0), *pads), constant_values=fill)
-    extent = tuple((k - 1) * d + 1 for k, d in zip(window, dilation, strict=True))
-    oh, ow = output_size("pool2d", x.shape[2:], extent, ((0, 0), (0, 0)), stride)
-
-    def one_channel(xc: jax.Array) -> jax.Array:
-        at = partial(_window_reduce, xc, mode=mode, window=window, stride=stride, dilation=dilation)
-        return jax.vmap(jax.vmap(at, in_axes=(None, 0)), in_axes=(0, None))(jnp.arange(oh), jnp.arange(ow))
-
-    return from_nchw(jax.vmap(jax.vmap(one_channel))(x), layout)
-
-
-# Hand-written variants by the window's tap slices (see :mod:`jaxconv.taps`).
-pool_im2col = jax.jit(partial(pool_taps, stacked=True), static_argnames=_STATIC)
-pool_shift_add = jax.jit(partial(pool_taps, stacked=False), static_argnames=_STATIC)
-
-# A max has no matmul, so pooling has no band or Winograd form: "banded" and "winograd" (convolution
-# formulations) pool by the running tap reduction of shift_add, so a model can pass one impl to all layers.
-CORES = {
-    "xla": pool_xla,
-    "manual": pool_manual,
-    "im2col": pool_im2col,
-    "shift_add": pool_shift_add,
-    "banded": pool_shift_add,
-    "winograd": pool_shift_add,
-}
 
 
 def _ceil_extra(fn: str, input_hw: Pair, extent: Pair, stride: Pair, pads: PadPairs) -> Pair:
@@ -172,7 +98,7 @@ def _pool(
     extra = _ceil_extra(fn, input_hw, extent, stride_hw, pads) if ceil_mode else (0, 0)
     grown = ((pads[0][0], pads[0][1] + extra[0]), (pads[1][0], pads[1][1] + extra[1]))
     if return_indices:
-        y, indices = _max_with_indices(xb, window, stride_hw, grown, dilation_hw, layout)
+        y, indices = max_with_indices(xb, window, stride_hw, grown, dilation_hw, layout)
         return (y, indices) if batched else (y[0], indices[0])
     if impl == "auto":
         impl = pool_impl(
@@ -180,7 +106,7 @@ def _pool(
         )
         # JAX has no gradient for a dilated reduce_window max: the taps have one.
         impl = "shift_add" if dilation_hw != (1, 1) else impl
-    y = CORES[impl](
+    y = POOL_CORES[impl](
         xb, mode=mode, window=window, stride=stride_hw, pads=grown, dilation=dilation_hw, layout=layout
     )
     if mode == "avg":
@@ -193,26 +119,6 @@ def _pool(
             y = y / (divisor[None, :, :, None] if layout == "NHWC" else divisor[None, None])
         y = y.astype(xb.dtype)
     return y if batched else y[0]
-
-
-@partial(jax.jit, static_argnames=("window", "stride", "pads", "dilation", "layout"))
-def _max_with_indices(
-    x: jax.Array, window: Pair, stride: Pair, pads: PadPairs, dilation: Pair, layout: str
-) -> tuple[jax.Array, jax.Array]:
-    """Max pooling and, per output, the flat index ``h * W + w`` of its maximum in the unpadded
-    input (PyTorch's ``return_indices``; the first maximum in row-major window order wins ties)."""
-    x = to_nchw(x, layout)
-    n, c, h, w = x.shape
-    flat = jnp.broadcast_to(jnp.arange(h * w, dtype=jnp.int32).reshape(1, 1, h, w), x.shape)
-    padded = jnp.pad(x, ((0, 0), (0, 0), *pads), constant_values=-jnp.inf).transpose(0, 2, 3, 1)
-    where = jnp.pad(flat, ((0, 0), (0, 0), *pads), constant_values=-1).transpose(0, 2, 3, 1)
-    values = tap_slices(padded, window, stride, dilation)
-    positions = tap_slices(where, window, stride, dilation)
-    best, best_at = values[0], positions[0]
-    for value, at in zip(values[1:], positions[1:], strict=True):
-        better = value > best
-        best, best_at = jnp.where(better, value, best), jnp.where(better, at, best_at)
-    return from_nchw(best.transpose(0, 3, 1, 2), layout), from_nchw(best_at.transpose(0, 3, 1, 2), layout)
 
 
 @overload
@@ -271,10 +177,10 @@ def max_pool2d(
       ceil_mode: round the output size up instead of down (PyTorch's ``ceil_mode``): a last,
         partial window is kept if it starts inside the input or its left/top padding.
       return_indices: also return, per output, the flat index ``h * W + w`` of the maximum in the
-        unpadded input (int32, PyTorch's convention; for :func:`max_unpool2d`). Computed from the
+        unpadded input (int32, PyTorch's convention; for :func:`jaxconv.max_unpool2d`). Computed from the
         window taps whatever ``impl``.
       layout: ``"NCHW"`` or ``"NHWC"``.
-      impl: ``"auto"`` (default, see :mod:`jaxconv.auto`), ``"xla"`` (``lax.reduce_window``),
+      impl: ``"auto"`` (default, see :mod:`jaxconv.impls.auto`), ``"xla"`` (``lax.reduce_window``),
         ``"manual"`` (the book's vmapped definition), ``"im2col"`` (stacked window taps reduced
         once) or ``"shift_add"`` (a running max/sum over the taps); ``"banded"`` and
         ``"winograd"``, convolution forms, pool as ``"shift_add"``.
@@ -347,67 +253,3 @@ def pool2d(X: jax.Array, pool_size: int | Pair, mode: str = "max", *, impl: str 
     mode = check_choice("pool2d", "mode", mode, MODES)
     y = _pool("pool2d", mode, X[None], pool_size, 1, 0, "NCHW", impl)
     return y[0]
-
-
-def max_unpool2d(
-    x: jax.Array,
-    indices: jax.Array,
-    kernel_size: int | Pair,
-    *,
-    stride: int | Pair | None = None,
-    padding: int | Pair = 0,
-    output_size: Sequence[int] | None = None,
-    layout: str = "NCHW",
-) -> jax.Array:
-    """Puts each pooled value back where :func:`max_pool2d` (``return_indices=True``) found it;
-    zeros elsewhere (PyTorch's ``max_unpool2d``).
-
-    Args:
-      x, indices: ``(N, C, H, W)`` (or unbatched, or ``NHWC``), the pooled values and their int
-        flat indices into the ``(OH, OW)`` output.
-      kernel_size, stride, padding: the pooling's; they give the default output size
-        ``(H - 1) * stride - 2 * padding + kernel_size``.
-      output_size: ``(OH, OW)`` (or with leading batch/channel sizes, as PyTorch accepts), to
-        undo a pooling that rounded its input size down.
-
-    Examples:
-      >>> x = jnp.array([[[[1.0, 5.0], [3.0, 2.0]]]])
-      >>> y, i = max_pool2d(x, 2, stride=1, return_indices=True)
-      >>> max_unpool2d(y, i, 2, stride=1)
-      Array([[[[0., 5.],
-               [0., 0.]]]], dtype=float32)
-    """
-    fn = "max_unpool2d"
-    layout = check_choice(fn, "layout", layout, LAYOUTS)
-    x = check_array(fn, "x", x, (3, 4))
-    if not isinstance(indices, jax.Array | np.ndarray) or not jnp.issubdtype(indices.dtype, jnp.integer):
-        raise TypeError(f"{fn}: indices must be an integer array, got {type(indices).__name__}")
-    if indices.shape != x.shape:
-        raise ValueError(f"{fn}: indices must have x's shape {tuple(x.shape)}, got {tuple(indices.shape)}")
-    window = to_pair(fn, "kernel_size", kernel_size, minimum=1)
-    stride_hw = window if stride is None else to_pair(fn, "stride", stride, minimum=1)
-    pad_hw = to_pair(fn, "padding", padding, minimum=0)
-    batched = x.ndim == 4
-    xb, ib = (
-        to_nchw(x if batched else x[None], layout),
-        to_nchw(jnp.asarray(indices if batched else indices[None]), layout),
-    )
-    n, c, h, w = xb.shape
-    default = tuple(
-        (m - 1) * s - 2 * p + k for m, s, p, k in zip((h, w), stride_hw, pad_hw, window, strict=True)
-    )
-    if output_size is None:
-        out_hw = default
-    else:
-        out_hw = tuple(int(v) for v in tuple(output_size)[-2:])
-        for axis, o, d, s in zip("HW", out_hw, default, stride_hw, strict=True):
-            if not d - s < o < d + s:
-                raise ValueError(
-                    f"{fn}: output_size {tuple(output_size)} along {axis} must be within the stride {s} of "
-                    f"the default size {d}"
-                )
-    flat = jnp.zeros((n * c, out_hw[0] * out_hw[1]), xb.dtype)
-    rows = jnp.arange(n * c)[:, None]
-    flat = flat.at[rows, ib.reshape(n * c, h * w)].set(xb.reshape(n * c, h * w), mode="drop")
-    y = from_nchw(flat.reshape(n, c, *out_hw), layout)
-    return y if batched else y[0]

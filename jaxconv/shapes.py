@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple, cast
 
-from jaxconv._checks import PadPairs, Pair, _is_int, to_pair
+from jaxconv._checks import PadPairs, Pair, is_int, to_pair
 
 Padding = int | Pair | PadPairs | str | Sequence[Sequence[int]]
 
@@ -49,7 +49,7 @@ def resolve_padding(fn: str, padding: Padding, input_hw: Pair, kernel_eff: Pair,
         and all(isinstance(p, tuple | list) for p in padding)
     ):
         given = cast(Sequence[Sequence[int]], padding)
-        if not all(len(p) == 2 and all(_is_int(v) for v in p) for p in given):
+        if not all(len(p) == 2 and all(is_int(v) for v in p) for p in given):
             raise TypeError(
                 f"{fn}: explicit padding must be ((top, bottom), (left, right)) ints, got {padding!r}"
             )

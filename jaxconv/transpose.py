@@ -15,7 +15,6 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxconv._checks import (
-    IMPL_CHOICES,
     LAYOUTS,
     Pair,
     check_array,
@@ -25,8 +24,8 @@ from jaxconv._checks import (
     check_same_dtype,
     to_pair,
 )
-from jaxconv.auto import conv_impl
-from jaxconv.corr import CORES
+from jaxconv.impls import CONV_CORES, IMPL_CHOICES
+from jaxconv.impls.auto import conv_impl
 from jaxconv.layout import from_nchw, to_nchw, weight_to_oihw
 from jaxconv.shapes import conv_transpose_output_shape
 
@@ -114,7 +113,7 @@ def conv_transpose2d(
         impl = conv_impl(jax.default_backend(), x_shape=spread.shape, out_channels=c_out, kernel=(kh, kw),
                          groups=groups, itemsize=spread.dtype.itemsize, output_hw=out_hw,
                          dilation=dilation_hw)  # fmt: skip
-    y = CORES[impl](spread, flipped, bias, stride=(1, 1), pads=((0, 0), (0, 0)), dilation=dilation_hw,
+    y = CONV_CORES[impl](spread, flipped, bias, stride=(1, 1), pads=((0, 0), (0, 0)), dilation=dilation_hw,
                     groups=groups, layout="NCHW", precision=lax_precision)  # fmt: skip
     y = from_nchw(y, layout)
     return y if batched else y[0]

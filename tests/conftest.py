@@ -6,6 +6,8 @@ import jax
 import pytest
 from hypothesis import settings
 
+from jaxconv.impls import IMPLS
+
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
@@ -15,9 +17,9 @@ settings.register_profile("thorough", max_examples=200, deadline=None, print_blo
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "jaxconv"))
 
 
-@pytest.fixture(params=["xla", "manual", "im2col", "shift_add", "banded", "winograd"])
+@pytest.fixture(params=IMPLS)
 def impl(request):
-    """Every concrete implementation (``auto`` is one of them, tested in test_auto.py)."""
+    """Every implementation in the registry (``auto`` is one of them, tested in impls/test_auto.py)."""
     return request.param
 
 
@@ -38,12 +40,12 @@ def write_idx(path, array, magic=None):
 def tiny_fashion(tmp_path, monkeypatch):
     """A small learnable stand-in for Fashion-MNIST on disk (600 train, 200 test images).
 
-    Each class lights a different horizontal band, plus noise. ``jaxconv.data.FILES`` is patched to
+    Each class lights a different horizontal band, plus noise. ``jaxconv.train.data.FILES`` is patched to
     expect these sizes; returns the folder.
     """
     import numpy as np
 
-    from jaxconv import data
+    from jaxconv.train import data
 
     rng = np.random.default_rng(0)
     folder = tmp_path / "fashion"

@@ -39,7 +39,7 @@ def test_train_end_to_end_and_resume(tiny_fashion, tmp_path, capsys):
 def test_train_reports_bad_options_and_missing_data(tmp_path, monkeypatch, capsys):
     assert main(["train", "--lr", "-1", "--out", str(tmp_path)]) == 1
     assert "jaxconv train: TrainConfig: lr must be finite and > 0, got -1.0" in capsys.readouterr().err
-    from jaxconv import data
+    from jaxconv.train import data
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("JAXCONV_DATA", raising=False)

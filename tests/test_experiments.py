@@ -4,10 +4,10 @@ import jax
 import numpy as np
 import pytest
 
-import experiments
 import jaxconv as jc
-from jaxconv import data
+from jaxconv import experiments
 from jaxconv.cli import main
+from jaxconv.train import data
 
 
 @pytest.fixture(autouse=True)
@@ -105,7 +105,7 @@ def test_cli_runs_an_experiment_and_refuses_unknown_names(tmp_path, capsys):
 def test_lenet_step_race_interleaves_every_contestant(tmp_path):
     from pathlib import Path
 
-    from experiments import lenet_step_race
+    from jaxconv.experiments import lenet_step_race
 
     rng = np.random.default_rng(0)
     images, labels = (

@@ -101,8 +101,9 @@ def test_importing_the_entry_points_starts_no_backend_and_no_thread():
     XLA's threads would have made their arenas first (glibc fixes the arena limit then)."""
     code = (
         "import threading\n"
-        "import jaxconv, jaxconv.cli, jaxconv.bench, experiments._common\n"
-        "import experiments.lenet_benchmark, experiments.lenet_step_race\n"
+        "import jaxconv, jaxconv.cli, jaxconv.bench, jaxconv.train, jaxconv.experiments.common\n"
+        "import jaxconv.experiments.lenet_benchmark, jaxconv.experiments.lenet_step_race\n"
+        "import experiments.lenet_benchmark, experiments.lenet_step_race, experiments.why_conv\n"
         "from jax._src import xla_bridge\n"
         "print(xla_bridge.backends_are_initialized(), threading.active_count())\n"
     )

@@ -11,24 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxconv as jc
-from jaxconv import taps
+from jaxconv.impls import taps
 from tests import reference
-
-
-def test_overlapping_tiles_overlap_and_zero_fill():
-    x = jnp.arange(10.0).reshape(1, 1, 10, 1)
-    got = taps.overlapping_tiles(x, tiles=3, step=4, span=6, axis=2)[0, 0, :, :, 0]
-    np.testing.assert_array_equal(got, [[0, 1, 2, 3, 4, 5], [4, 5, 6, 7, 8, 9], [8, 9, 0, 0, 0, 0]])
-    # the same tiles along rows (winograd tiles both axes)
-    rows = taps.overlapping_tiles(x.reshape(1, 10, 1, 1), tiles=3, step=4, span=6, axis=1)
-    np.testing.assert_array_equal(rows[0, :, :, 0, 0], got)
-    # stride wider than the kernel: tiles with gaps between them
-    np.testing.assert_array_equal(
-        taps.overlapping_tiles(x, tiles=2, step=5, span=3, axis=2)[0, 0, :, :, 0], [[0, 1, 2], [5, 6, 7]]
-    )
-    # overlap longer than a step: heads of two next blocks
-    np.testing.assert_array_equal(taps.overlapping_tiles(x, tiles=2, step=2, span=7, axis=2)[0, 0, :, :, 0],
-                                  [[0, 1, 2, 3, 4, 5, 6], [2, 3, 4, 5, 6, 7, 8]])  # fmt: skip
 
 
 def _big_relayouts(hlo: str, min_elements: int) -> list[str]:
@@ -108,7 +92,7 @@ def _exp_fusion_shapes(hlo: str) -> list[str]:
 def test_bias_and_sigmoid_fuse_over_rows_of_channels(impl):
     # LeNet's conv2 block in NHWC, differentiated as in training: the bias is added to the
     # (N*OH*OW, O) view, so XLA's loop fusion of bias and sigmoid runs over those 2-D rows, whose exp
-    # it vectorizes (taps._finish; README).
+    # it vectorizes (common.finish; README).
     x = jax.random.normal(jax.random.key(0), (2, 14, 14, 6))
     w = jax.random.normal(jax.random.key(1), (5, 5, 6, 16)) * 0.2
     b = jax.random.normal(jax.random.key(2), (16,))
@@ -122,7 +106,7 @@ def test_bias_and_sigmoid_fuse_over_rows_of_channels(impl):
 
     compiled = grads(impl).lower(w, b).compile()
     shapes = _exp_fusion_shapes(compiled.as_text())
-    assert shapes == ["200,16"], f"the sigmoid's loop fusion is rooted at {shapes}: re-measure taps._finish"
+    assert shapes == ["200,16"], f"the sigmoid's loop fusion is rooted at {shapes}: re-measure common.finish"
     for got, want in zip(compiled(w, b), grads("xla")(w, b), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxconv.patch_product import patch_product
+from jaxconv.impls.patch_product import patch_product
 from tests import reference
 
 

@@ -21,8 +21,15 @@ import numpy as np
 from jax import lax
 
 from jaxconv._checks import PadPairs, Pair, Precision
-from jaxconv.patch_product import patch_product
-from jaxconv.taps import _STATIC, _finish, _output_hw, _to_nhwc, dense_grouped_kernel, overlapping_tiles
+from jaxconv.impls.common import (
+    CORE_STATIC,
+    dense_grouped_kernel,
+    finish,
+    overlapping_tiles,
+    to_nhwc,
+    valid_output_hw,
+)
+from jaxconv.impls.patch_product import patch_product
 
 # A band tile covers this many times the kernel's extent of input columns: wider tiles multiply
 # by more zeros, narrower ones copy more (one tile per output column is im2col). 2 (at least half
@@ -91,7 +98,7 @@ def band_matrix(w: jax.Array, width: int, out_width: int, stride: int, dilation:
     return band.reshape(kh * width * c, out_width * o)
 
 
-@partial(jax.jit, static_argnames=_STATIC)
+@partial(jax.jit, static_argnames=CORE_STATIC)
 def conv2d_banded(
     x: jax.Array,
     w: jax.Array,
@@ -110,12 +117,12 @@ def conv2d_banded(
     are rows of one matmul ``(N * OH * tiles, kh * span * C) @ (kh * span * C, tile * O)``.
     """
     dtype = x.dtype
-    x, w = _to_nhwc(x, w, layout)
+    x, w = to_nhwc(x, w, layout)
     w = dense_grouped_kernel(w, groups)
     kh, kw, _, o = w.shape
     x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
     n, h, width, c = x.shape
-    oh, ow = _output_hw((h, width), (kh, kw), stride, dilation)
+    oh, ow = valid_output_hw((h, width), (kh, kw), stride, dilation)
     tile = band_tile(ow, kw, stride[1], dilation[1])
     tiles = -(-ow // tile)
     span = band_span(tile, kw, stride[1], dilation[1])
@@ -128,4 +135,4 @@ def conv2d_banded(
     band = band_matrix(w, span, tile, stride[1], dilation[1])
     y = patch_product(stacked, band, precision=precision)
     y = y.reshape(n, oh, tiles * tile, o)[:, :, :ow]
-    return _finish(y, b, dtype, layout)
+    return finish(y, b, dtype, layout)

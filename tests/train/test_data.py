@@ -6,7 +6,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from jaxconv import data
+from jaxconv.train import data
 from tests.conftest import write_idx
 
 

@@ -41,7 +41,14 @@ import numpy as np
 from jax import lax
 
 from jaxconv._checks import PadPairs, Pair, Precision
-from jaxconv.taps import _STATIC, _finish, _output_hw, _to_nhwc, dense_grouped_kernel, overlapping_tiles
+from jaxconv.impls.common import (
+    CORE_STATIC,
+    dense_grouped_kernel,
+    finish,
+    overlapping_tiles,
+    to_nhwc,
+    valid_output_hw,
+)
 
 # Output tile per axis, and the most kernel taps one Winograd piece takes: F(4, 5) interpolates at
 # 7 points (0, +-1, +-2, +-1/2). Measured float32 error against XLA, relative to the largest output:
@@ -216,7 +223,7 @@ def _strided(
     return _pieces(x, w, precision, out_layout)
 
 
-@partial(jax.jit, static_argnames=_STATIC)
+@partial(jax.jit, static_argnames=CORE_STATIC)
 def conv2d_winograd(
     x: jax.Array,
     w: jax.Array,
@@ -231,12 +238,12 @@ def conv2d_winograd(
 ) -> jax.Array:
     """Batched convolution by Winograd's ``F(4, r)`` tiles; options canonical (see ``conv2d``)."""
     dtype = x.dtype
-    x, w = _to_nhwc(x, w, layout)
+    x, w = to_nhwc(x, w, layout)
     w = dense_grouped_kernel(w, groups)
     x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
     n, h, width, _ = x.shape
     kh, kw = w.shape[:2]
-    oh, ow = _output_hw((h, width), (kh, kw), stride, dilation)
+    oh, ow = valid_output_hw((h, width), (kh, kw), stride, dilation)
     if dilation != (1, 1) and stride == (1, 1):  # the input's phases as batch entries
         dh, dw = dilation
         ph, pw = -(-oh // dh), -(-ow // dw)  # outputs per phase
@@ -245,8 +252,8 @@ def conv2d_winograd(
         x = x.transpose(2, 4, 0, 1, 3, 5).reshape(dh * dw * n, lh, lw, -1)
         y = _pieces(x, w, precision).reshape(dh, dw, n, ph, pw, -1)
         y = y.transpose(2, 3, 0, 4, 1, 5).reshape(n, ph * dh, pw * dw, -1)
-        return _finish(y[:, :oh, :ow], b, dtype, layout)
+        return finish(y[:, :oh, :ow], b, dtype, layout)
     if dilation != (1, 1):
         w = _dilate_kernel(w, dilation)
     y = _strided(x, w, (oh, ow), stride, precision, layout)  # (oh, ow) exactly, already in layout
-    return _finish(y, b, dtype, layout, y_in_layout=True)
+    return finish(y, b, dtype, layout, y_in_layout=True)

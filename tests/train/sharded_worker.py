@@ -13,7 +13,7 @@ import numpy as np
 
 def tiny_data():
     """A learnable stand-in for Fashion-MNIST, generated (not read) so every process sees the same."""
-    from jaxconv.data import FashionMNIST
+    from jaxconv.train.data import FashionMNIST
 
     rng = np.random.default_rng(0)
     sets = []
@@ -36,7 +36,7 @@ def config(out, **overrides):
 def params_of(out):
     import jax
 
-    from jaxconv import checkpoint
+    from jaxconv.train import checkpoint
 
     state = checkpoint.load(Path(out) / "checkpoint.msgpack", None)[0]
     return {"/".join(map(str, path)): np.asarray(leaf).tolist() for path, leaf in
@@ -60,8 +60,7 @@ def inspect_shardings(report):
     import jax
     import jax.numpy as jnp
 
-    from jaxconv import distributed
-    from jaxconv.train import create_train_state, train_step_at
+    from jaxconv.train import create_train_state, distributed, train_step_at
 
     mesh = distributed.make_mesh()
     state = create_train_state(config("unused"), 1)
@@ -107,7 +106,7 @@ def main(argv):
             overrides.update(epochs=int(argv[4]), resume=len(argv) > 5 and argv[5] == "resume")
         train(argv[2], report, **overrides)
     elif mode == "process":  # process DIR COORDINATOR NUM_PROCESSES PROCESS_ID
-        from jaxconv import distributed
+        from jaxconv.train import distributed
 
         distributed.initialize(argv[3], int(argv[4]), int(argv[5]))
         train(argv[2], report)

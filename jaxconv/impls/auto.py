@@ -6,12 +6,12 @@ steps measured on a 2-core AVX-512 CPU (jax 0.10.2; tables in the README and doc
 * GPU and TPU: ``xla`` (cuDNN and the TPU convolution emitter are what hand-written code competes
   with there). Grouped convolutions everywhere: ``xla`` (not measured).
 * CPU, stride 1, undilated, a 3x3 to 5x5 kernel, at least ``WINOGRAD_MIN_CHANNELS`` input and
-  output channels: ``winograd`` (:mod:`jaxconv.winograd`). On the nine such layers measured
+  output channels: ``winograd`` (:mod:`jaxconv.impls.winograd`). On the nine such layers measured
   (16-128 channels, 8x8 to 64x64) it ran forward+backward 1.15-3x faster than the best other
   hand-written impl, except 16->16 on 56x56 (1.03x, where ``xla`` itself was fastest). With 1-6
   input channels its transforms cost more than the products they save (1.2-4x slower than banded).
 * CPU, few output channels: ``banded``. A band tile of ``T`` output columns reading ``span``
-  input columns (:func:`jaxconv.band.band_tile`) copies ``T * kw - span`` fewer input columns than
+  input columns (:func:`jaxconv.impls.band.band_tile`) copies ``T * kw - span`` fewer input columns than
   im2col's ``T`` patches, and multiplies by zero ``T * O * (span - kw)`` more times. Where the zeros
   per column saved are at most ``BAND_ZEROS_PER_SAVED_COPY`` the band wins: LeNet's two layers (9
   and 20) and a 3->16 5x5 layer on 32x32 (24) ran 1.1-3.7x faster than im2col forward+backward;
@@ -34,8 +34,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jaxconv.band import band_span, band_tile
-from jaxconv.winograd import MAX_TAPS, TILE
+from jaxconv.impls.band import band_span, band_tile
+from jaxconv.impls.winograd import MAX_TAPS, TILE
 
 WINOGRAD_MIN_CHANNELS = 16
 BAND_ZEROS_PER_SAVED_COPY = 40

@@ -8,8 +8,9 @@ input, ``(N, OH, OW, C)``. A convolution is then the kernel's taps applied to th
   slices along channels into patches ``(N * OH * OW, kh * kw * C)`` and multiply once by the
   kernel reshaped to ``(kh * kw * C, O)``: one big matmul.
 * ``shift_add``: one ``(N * OH * OW, C) @ (C, O)`` product per tap, summed: no patch matrix.
-* ``banded`` (:mod:`jaxconv.band`): the doubly-blocked Toeplitz form, stacked input rows times the
-  kernel spread into a band matrix, built from the same blocks (:func:`overlapping_tiles`).
+* ``banded`` (:mod:`jaxconv.impls.band`): the doubly-blocked Toeplitz form, stacked input rows times
+  the kernel spread into a band matrix, built from overlapping blocks of the rows
+  (:func:`jaxconv.impls.common.overlapping_tiles`).
 
 Pooling is the same slices reduced with ``max`` or ``+`` (stacked for ``im2col``, a running
 reduction for ``shift_add``). Neither calls ``lax.conv*`` or ``reduce_window``; autodiff gives the
@@ -20,25 +21,15 @@ ungrouped 1x1 kernel in ``NCHW``, whose patches are the input as it lies (one pr
 
 from __future__ import annotations
 
-import math
 from functools import partial
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from jaxconv._checks import PadPairs, Pair, Precision, accumulation_dtype
-from jaxconv.patch_product import patch_product
-
-_STATIC = ("stride", "pads", "dilation", "groups", "layout", "precision")
-
-
-def _output_hw(padded_hw: Pair, kernel: Pair, stride: Pair, dilation: Pair) -> Pair:
-    """``(OH, OW)`` of a valid correlation over an already padded input."""
-    sizes = zip(padded_hw, kernel, stride, dilation, strict=True)
-    oh, ow = ((n - (k - 1) * d - 1) // s + 1 for n, k, s, d in sizes)
-    return oh, ow
+from jaxconv.impls.common import CORE_STATIC, POOL_STATIC, finish, to_nhwc, valid_output_hw
+from jaxconv.impls.patch_product import patch_product
 
 
 def tap_slices(x: jax.Array, kernel: Pair, stride: Pair, dilation: Pair) -> list[jax.Array]:
@@ -47,7 +38,7 @@ def tap_slices(x: jax.Array, kernel: Pair, stride: Pair, dilation: Pair) -> list
     Slice ``i * kw + j`` holds, at output position ``(p, q)``, ``x[:, p*s_h + i*d_h, q*s_w + j*d_w]``.
     """
     n, h, w, c = x.shape
-    oh, ow = _output_hw((h, w), kernel, stride, dilation)
+    oh, ow = valid_output_hw((h, w), kernel, stride, dilation)
     views = []
     for i in range(kernel[0]):
         for j in range(kernel[1]):
@@ -96,39 +87,7 @@ def stacked_taps(x: jax.Array, kernel: Pair, stride: Pair, dilation: Pair) -> ja
     return jnp.concatenate(rows, axis=3)
 
 
-def _to_nhwc(x: jax.Array, w: jax.Array, layout: str) -> tuple[jax.Array, jax.Array]:
-    """``x`` to ``NHWC`` and ``w`` to ``HWIO`` whatever the layout, in the accumulation dtype.
-
-    Half-precision operands are widened before the matmuls: XLA's CPU dot has no bf16 x bf16 -> f32.
-    """
-    acc = accumulation_dtype(x.dtype)
-    x, w = x.astype(acc), w.astype(acc)
-    if layout == "NCHW":
-        return x.transpose(0, 2, 3, 1), w.transpose(2, 3, 1, 0)
-    return x, w
-
-
-def _finish(
-    y: jax.Array, b: jax.Array | None, dtype: jnp.dtype, layout: str, *, y_in_layout: bool = False
-) -> jax.Array:
-    """Adds the bias to ``y``, casts back to the input dtype, returns in ``layout``. ``y`` is
-    ``(N, OH, OW, O)``, or already in ``layout`` with ``y_in_layout=True``."""
-    y_layout = layout if y_in_layout else "NHWC"
-    if b is not None:
-        bias = b.astype(y.dtype)
-        if y_layout == "NCHW":
-            y = y + bias[None, :, None, None]
-        else:
-            # Added to the (N * OH * OW, O) view: XLA's CPU loop fusion of the bias with a following
-            # sigmoid then runs over that 2-D shape, whose exp it vectorizes; over (N, OH, OW, O) it
-            # did not (LeNet's conv2: 565 vs 211 us alone; the book recipe's step 1.04-1.06x,
-            # docs/performance.md).
-            y = (y.reshape(math.prod(y.shape[:-1]), y.shape[-1]) + bias[None, :]).reshape(y.shape)
-    y = y.astype(dtype)
-    return y.transpose(0, 3, 1, 2) if y_layout != layout else y
-
-
-@partial(jax.jit, static_argnames=_STATIC)
+@partial(jax.jit, static_argnames=CORE_STATIC)
 def conv2d_im2col(
     x: jax.Array,
     w: jax.Array,
@@ -148,7 +107,7 @@ def conv2d_im2col(
     if layout == "NCHW" and w.shape[2:] == (1, 1) and groups == 1:
         return _pointwise_nchw(x, w, b, stride=stride, pads=pads, precision=precision)
     dtype = x.dtype
-    x, w = _to_nhwc(x, w, layout)
+    x, w = to_nhwc(x, w, layout)
     kh, kw, cpg, o = w.shape
     x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
     acc = accumulation_dtype(x.dtype)
@@ -163,7 +122,7 @@ def conv2d_im2col(
         kernel = w.reshape(kh * kw, cpg, groups, o // groups).transpose(2, 0, 1, 3)
         kernel = kernel.reshape(groups, kh * kw * cpg, o // groups)
         y = jnp.einsum("mgk,gko->mgo", patches, kernel, precision=precision, preferred_element_type=acc)
-    return _finish(y.reshape(n, oh, ow, o), b, dtype, layout)
+    return finish(y.reshape(n, oh, ow, o), b, dtype, layout)
 
 
 def _pointwise_nchw(
@@ -194,7 +153,7 @@ def _pointwise_nchw(
     return y.astype(dtype)
 
 
-@partial(jax.jit, static_argnames=_STATIC)
+@partial(jax.jit, static_argnames=CORE_STATIC)
 def conv2d_shift_add(
     x: jax.Array,
     w: jax.Array,
@@ -209,7 +168,7 @@ def conv2d_shift_add(
 ) -> jax.Array:
     """Batched convolution as one small matmul per kernel tap, summed; options canonical."""
     dtype = x.dtype
-    x, w = _to_nhwc(x, w, layout)
+    x, w = to_nhwc(x, w, layout)
     kh, kw, cpg, o = w.shape
     x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
     acc = accumulation_dtype(x.dtype)
@@ -226,41 +185,7 @@ def conv2d_shift_add(
         )
         y = term if y is None else y + term
     assert y is not None  # a kernel has at least one tap
-    return _finish(y.reshape(*y.shape[:3], o), b, dtype, layout)
-
-
-def dense_grouped_kernel(w: jax.Array, groups: int) -> jax.Array:
-    """A grouped kernel ``(kh, kw, C / groups, O)`` as the dense ``(kh, kw, C, O)`` it acts as:
-    block-diagonal, input channel ``c`` feeding only its group's outputs. Unchanged for 1 group."""
-    if groups == 1:
-        return w
-    cpg, o = w.shape[2:]
-    mask = np.kron(np.eye(groups, dtype=np.float32), np.ones((cpg, o // groups), np.float32))
-    return jnp.tile(w, (1, 1, groups, 1)) * jnp.asarray(mask, w.dtype)[None, None]
-
-
-def overlapping_tiles(x: jax.Array, tiles: int, step: int, span: int, axis: int) -> jax.Array:
-    """Splits ``axis`` of ``x`` into ``(tiles, span)``: tile ``k`` holds entries ``k * step`` to
-    ``k * step + span - 1``, zero beyond the axis' end. Tiles overlap by ``span - step`` entries: each
-    is a block of a reshape plus the head of the next block (one slice per block when that is too
-    short), so the gradient is a reshape plus a few pads rather than one pad per tile position.
-
-    Examples:
-      >>> overlapping_tiles(jnp.arange(7.0), tiles=2, step=4, span=6, axis=0)
-      Array([[0., 1., 2., 3., 4., 5.],
-             [4., 5., 6., 0., 0., 0.]], dtype=float32)
-    """
-    length = x.shape[axis]
-    blocks = tiles + -(-(span - step) // step)  # enough step-wide blocks to reach the last tile's end
-    widths = [(0, 0)] * x.ndim
-    widths[axis] = (0, max(0, blocks * step - length))
-    x = lax.slice_in_dim(jnp.pad(x, widths), 0, blocks * step, axis=axis)
-    blocked = x.reshape(*x.shape[:axis], blocks, step, *x.shape[axis + 1 :])
-    parts = [lax.slice_in_dim(blocked, 0, tiles, axis=axis)]
-    for k in range(1, blocks - tiles + 1):  # the heads of the next blocks, a block at a time
-        head = lax.slice_in_dim(blocked, 0, min(step, span - k * step), axis=axis + 1)
-        parts.append(lax.slice_in_dim(head, k, k + tiles, axis=axis))
-    return lax.slice_in_dim(jnp.concatenate(parts, axis=axis + 1), 0, span, axis=axis + 1)
+    return finish(y.reshape(*y.shape[:3], o), b, dtype, layout)
 
 
 def pool_taps(
@@ -296,3 +221,8 @@ def pool_taps(
         for view in views[1:]:
             y = op(y, view)
     return y.transpose(0, 3, 1, 2) if layout == "NCHW" else y
+
+
+# The two pooling cores, both by the window's tap slices.
+pool_im2col = jax.jit(partial(pool_taps, stacked=True), static_argnames=POOL_STATIC)
+pool_shift_add = jax.jit(partial(pool_taps, stacked=False), static_argnames=POOL_STATIC)

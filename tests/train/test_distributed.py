@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import jaxconv as jc
-from jaxconv import distributed
+from jaxconv.train import distributed
 
 WORKER = Path(__file__).with_name("sharded_worker.py")
-ROOT = WORKER.parent.parent
+ROOT = WORKER.parents[2]  # the repository root
 
 
 def run_worker(tmp_path, mode, *args, devices=4, wait=True, tag=""):

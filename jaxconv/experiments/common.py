@@ -12,13 +12,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from jaxconv import host_memory  # noqa: E402
 
 Experiment = Callable[[Path, bool], dict[str, Any]]
 
 
-def save(out: Path, name: str, numbers: dict[str, Any], fig: plt.Figure | None = None) -> dict[str, Any]:
+def save(out: Path, name: str, numbers: dict[str, Any], fig: Figure | None = None) -> dict[str, Any]:
     """Writes ``name.json`` (and ``name.png`` for a figure) under ``out``; returns ``numbers``."""
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(numbers, indent=2, default=float))
@@ -29,7 +30,7 @@ def save(out: Path, name: str, numbers: dict[str, Any], fig: plt.Figure | None =
     return numbers
 
 
-def image_row(panels: list[tuple], *, labelled_axes: bool = False, figsize=(10.5, 3.5)) -> plt.Figure:
+def image_row(panels: list[tuple], *, labelled_axes: bool = False, figsize=(10.5, 3.5)) -> Figure:
     """A figure with one row of images, each ``(image, title[, cmap])`` with its own colour bar.
 
     Diverging maps (``"RdBu"``) get limits symmetric about zero, so zero is white.

@@ -3,22 +3,21 @@
 ``jaxconv bench`` (or :func:`run`) times each implementation forward and forward+backward (the output
 and the gradients with respect to input and weight, as a training step needs them), median of
 ``repeats`` runs after compilation, with the implementations interleaved so that drift of a shared
-machine hits all alike, each round in another order (:func:`jaxconv.rounds.round_orders`: each runs
+machine hits all alike, each round in another order (:func:`jaxconv.bench.rounds.round_orders`: each runs
 after every other equally often, since what ran just before slows some); the book's manual impl,
 whose memory churn slows whatever follows it, is timed alone afterwards.
 A contestant whose compiled footprint (XLA's own buffer assignment) would not fit in the memory the
 backend has free is skipped before its first call and listed with the reason, rather than left to
-the kernel's OOM killer (:mod:`jaxconv.memory_budget`).
+the kernel's OOM killer (:mod:`jaxconv.bench.memory_budget`).
 It reports GFLOP/s, the fraction of a float32 matmul's rate measured in the same run, compile time,
 the error against XLA's NCHW result in float32 and bfloat16, and the speed-ups over XLA and PyTorch:
 the ratio of the medians, and the median and middle half of their per-round values
-(:func:`jaxconv.rounds.paired_speedups`). PyTorch joins when importable. Tables and charts:
-:mod:`jaxconv.bench_report`.
+(:func:`jaxconv.bench.rounds.paired_speedups`). PyTorch joins when importable. Tables and charts:
+:mod:`jaxconv.bench.report`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import importlib.util
 import statistics
@@ -31,69 +30,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxconv import host_memory, xla_options
-from jaxconv.auto import conv_impl
+from jaxconv.bench.layers import STANDARD_SHAPES, ConvShape
+from jaxconv.bench.memory_budget import available_memory, too_big
+from jaxconv.bench.rounds import paired_speedups, round_orders
 from jaxconv.conv import conv2d
-from jaxconv.memory_budget import available_memory, too_big
-from jaxconv.rounds import paired_speedups, round_orders
-from jaxconv.shapes import conv_output_shape
-
-
-@dataclasses.dataclass(frozen=True)
-class ConvShape:
-    """One convolution layer: ``(batch, in_channels, H, W)`` through ``out_channels`` square kernels."""
-
-    name: str
-    batch: int
-    in_channels: int
-    out_channels: int
-    size: int
-    kernel: int
-    padding: int = 0
-    stride: int = 1
-
-    def __post_init__(self) -> None:
-        for field in ("batch", "in_channels", "out_channels", "size", "kernel", "stride"):
-            if not isinstance(getattr(self, field), int) or getattr(self, field) < 1:
-                raise ValueError(f"ConvShape: {field} must be an int >= 1, got {getattr(self, field)!r}")
-        if not isinstance(self.padding, int) or self.padding < 0:
-            raise ValueError(f"ConvShape: padding must be an int >= 0, got {self.padding!r}")
-        conv_output_shape((self.size, self.size), self.kernel, padding=self.padding, stride=self.stride)
-
-    @classmethod
-    def parse(cls, text: str) -> ConvShape:
-        """``"N,C,O,H,K[,P[,S]]"``, e.g. ``"256,6,16,14,5"`` (LeNet's second layer)."""
-        parts = text.split(",")
-        if not 5 <= len(parts) <= 7 or not all(p.strip().isdigit() for p in parts):
-            raise ValueError(f"shape must be N,C,O,H,K[,P[,S]] with integers, got {text!r}")
-        n, c, o, h, k, *rest = (int(p) for p in parts)
-        return cls(text, n, c, o, h, k, *rest)
-
-    @property
-    def output_size(self) -> int:
-        return conv_output_shape(
-            (self.size, self.size), self.kernel, padding=self.padding, stride=self.stride
-        )[0]
-
-    @property
-    def flops(self) -> int:
-        """Multiply-adds times two of the forward pass (the backward pass is twice this)."""
-        return 2 * self.batch * self.out_channels * self.output_size**2 * self.in_channels * self.kernel**2
-
-    def describe(self) -> str:
-        return (
-            f"{self.batch}, {self.in_channels}->{self.out_channels}, {self.size}², "
-            f"k{self.kernel} p{self.padding} s{self.stride}"
-        )
-
-
-STANDARD_SHAPES = (
-    ConvShape("lenet_conv1", 256, 1, 6, 28, 5, 2),
-    ConvShape("lenet_conv2", 256, 6, 16, 14, 5),
-    ConvShape("book_100", 8, 100, 100, 64, 5, 2),
-    ConvShape("resnet_3x3", 32, 64, 64, 56, 3, 1),
-    ConvShape("resnet_3x3_s2", 32, 64, 64, 56, 3, 1, 2),
-    ConvShape("pointwise_1x1", 32, 256, 64, 56, 1),
-)
+from jaxconv.impls.auto import conv_impl
 
 # (label, impl, layout): the contestants. "auto" is timed as whatever it picks.
 CANDIDATES = (

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import jaxconv as jc
-from jaxconv import winograd
+from jaxconv.impls import winograd
 from tests import reference
 
 

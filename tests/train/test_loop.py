@@ -6,8 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxconv import checkpoint, data
-from jaxconv.train import DivergenceError, TrainConfig, _check_finite, train_and_evaluate
+from jaxconv.train import DivergenceError, TrainConfig, checkpoint, data, train_and_evaluate
+from jaxconv.train.loop import _check_finite
 
 TINY = dict(batch_size=128, eval_batch_size=100, progress=False)
 

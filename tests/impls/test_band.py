@@ -1,4 +1,4 @@
-"""The banded convolution's building blocks (jaxconv.band), checked by construction and against the
+"""The banded convolution's building blocks (jaxconv.impls.band), checked by construction and against the
 float64 loop."""
 
 import jax
@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import jaxconv as jc
-from jaxconv import band, corr
+from jaxconv.impls import CONV_CORES, band
 from jaxconv.nn import LeNet
 from tests import reference
 
@@ -64,7 +64,7 @@ def test_auto_sends_lenet_layers_to_the_band_on_cpu(layout, monkeypatch):
         seen.append(kwargs["layout"])
         return real(*args, **kwargs)
 
-    monkeypatch.setitem(corr.CORES, "banded", spy)
+    monkeypatch.setitem(CONV_CORES, "banded", spy)
     monkeypatch.setattr("jaxconv.conv.jax.default_backend", lambda: "cpu")
     model = LeNet(layout=layout)
     x = jnp.zeros((2, 1, 28, 28) if layout == "NCHW" else (2, 28, 28, 1))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import jaxconv as jc
-from jaxconv import auto
+from jaxconv.impls import auto
 
 LENET = dict(out_channels=6, kernel=(5, 5), groups=1)
 

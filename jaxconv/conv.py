@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxconv import impls
 from jaxconv._checks import (
     LAYOUTS,
     PADDING_MODES,
@@ -18,8 +19,7 @@ from jaxconv._checks import (
     check_same_dtype,
     to_pair,
 )
-from jaxconv.impls import CONV_CORES, IMPL_CHOICES
-from jaxconv.impls.auto import conv_impl
+from jaxconv.impls import IMPL_CHOICES
 from jaxconv.layout import channel_axis, spatial_of, weight_dims
 from jaxconv.shapes import Padding, effective_kernel, output_size, resolve_padding
 
@@ -115,23 +115,12 @@ def conv2d(
     input_hw = spatial_of(xb.shape, layout)
     kernel_eff = effective_kernel(kernel_hw, dilation_hw)
     pads = resolve_padding(fn, padding, input_hw, kernel_eff, stride_hw)
-    output_hw = output_size(fn, input_hw, kernel_eff, pads, stride_hw)
+    output_size(fn, input_hw, kernel_eff, pads, stride_hw)
     if padding_mode != "zeros":
         xb = pad_spatial(fn, xb, pads, padding_mode, layout)
         pads = ((0, 0), (0, 0))
-    if impl == "auto":
-        impl = conv_impl(
-            jax.default_backend(),
-            x_shape=(xb.shape[0], c, *input_hw),
-            out_channels=o,
-            kernel=kernel_hw,
-            groups=groups,
-            itemsize=xb.dtype.itemsize,
-            output_hw=output_hw,
-            stride=stride_hw,
-            dilation=dilation_hw,
-        )
-    y = CONV_CORES[impl](
+    y = impls.conv(
+        impl,
         xb,
         weight,
         bias,

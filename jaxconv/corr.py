@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import jax
 
+from jaxconv import impls
 from jaxconv._checks import check_array, check_choice, check_same_dtype
-from jaxconv.impls import CONV_CORES, IMPL_CHOICES
-from jaxconv.impls.auto import conv_impl
+from jaxconv.impls import IMPL_CHOICES
 from jaxconv.shapes import output_size
 
 # ---- the book's functions ---------------------------------------------------------------------
@@ -33,11 +33,8 @@ def _check_book_args(fn: str, x: jax.Array, k: jax.Array, impl: str) -> None:
 def _book_conv(fn: str, x: jax.Array, k: jax.Array, impl: str) -> jax.Array:
     """Valid, stride-1 correlation of ``x (C, H, W)`` with ``k (O, C, kh, kw)`` -> ``(O, OH, OW)``."""
     _check_book_args(fn, x, k, impl)
-    if impl == "auto":
-        impl = conv_impl(jax.default_backend(), x_shape=(1, *x.shape), out_channels=k.shape[0],
-                         kernel=k.shape[2:], groups=1, itemsize=x.dtype.itemsize)  # fmt: skip
-    core = CONV_CORES[impl]
-    y = core(x[None], k, None, stride=(1, 1), pads=((0, 0), (0, 0)), dilation=(1, 1), groups=1, layout="NCHW")
+    y = impls.conv(impl, x[None], k, None, stride=(1, 1), pads=((0, 0), (0, 0)), dilation=(1, 1), groups=1,
+                   layout="NCHW")  # fmt: skip
     return y[0]
 
 

@@ -16,9 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxconv import impls
 from jaxconv._checks import LAYOUTS, PadPairs, Pair, check_array, check_choice, check_int, to_pair
-from jaxconv.impls import IMPL_CHOICES, POOL_CORES
-from jaxconv.impls.auto import pool_impl
+from jaxconv.impls import IMPL_CHOICES
 from jaxconv.layout import spatial_of
 from jaxconv.pool_indices import max_with_indices
 from jaxconv.shapes import Padding, check_pool_padding, effective_kernel, output_size, resolve_padding
@@ -100,14 +100,8 @@ def _pool(
     if return_indices:
         y, indices = max_with_indices(xb, window, stride_hw, grown, dilation_hw, layout)
         return (y, indices) if batched else (y[0], indices[0])
-    if impl == "auto":
-        impl = pool_impl(
-            jax.default_backend(), input_hw=input_hw, window=window, stride=stride_hw, pads=grown
-        )
-        # JAX has no gradient for a dilated reduce_window max: the taps have one.
-        impl = "shift_add" if dilation_hw != (1, 1) else impl
-    y = POOL_CORES[impl](
-        xb, mode=mode, window=window, stride=stride_hw, pads=grown, dilation=dilation_hw, layout=layout
+    y = impls.pool(
+        impl, xb, mode=mode, window=window, stride=stride_hw, pads=grown, dilation=dilation_hw, layout=layout
     )
     if mode == "avg":
         if divisor_override is not None:

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxconv import impls
 from jaxconv._checks import (
     LAYOUTS,
     Pair,
@@ -24,8 +25,7 @@ from jaxconv._checks import (
     check_same_dtype,
     to_pair,
 )
-from jaxconv.impls import CONV_CORES, IMPL_CHOICES
-from jaxconv.impls.auto import conv_impl
+from jaxconv.impls import IMPL_CHOICES
 from jaxconv.layout import from_nchw, to_nchw, weight_to_oihw
 from jaxconv.shapes import conv_transpose_output_shape
 
@@ -95,7 +95,7 @@ def conv_transpose2d(
     c_out = out_per_group * groups
     if bias is not None and bias.shape != (c_out,):
         raise ValueError(f"{fn}: bias must have shape ({c_out},), got {tuple(bias.shape)} {shapes}")
-    out_hw = conv_transpose_output_shape(
+    conv_transpose_output_shape(  # validates output_padding and the output size
         xb.shape[2:], (kh, kw), stride=stride_hw, padding=padding_hw, output_padding=output_padding_hw,
         dilation=dilation_hw,
     )  # fmt: skip
@@ -109,11 +109,7 @@ def conv_transpose2d(
     # Kernel of the equivalent correlation: per group, swap in/out channels; flip both spatial axes.
     flipped = w.reshape(groups, c_in // groups, out_per_group, kh, kw).transpose(0, 2, 1, 3, 4)
     flipped = flipped.reshape(c_out, c_in // groups, kh, kw)[:, :, ::-1, ::-1]
-    if impl == "auto":
-        impl = conv_impl(jax.default_backend(), x_shape=spread.shape, out_channels=c_out, kernel=(kh, kw),
-                         groups=groups, itemsize=spread.dtype.itemsize, output_hw=out_hw,
-                         dilation=dilation_hw)  # fmt: skip
-    y = CONV_CORES[impl](spread, flipped, bias, stride=(1, 1), pads=((0, 0), (0, 0)), dilation=dilation_hw,
+    y = impls.conv(impl, spread, flipped, bias, stride=(1, 1), pads=((0, 0), (0, 0)), dilation=dilation_hw,
                     groups=groups, layout="NCHW", precision=lax_precision)  # fmt: skip
     y = from_nchw(y, layout)
     return y if batched else y[0]

@@ -19,7 +19,10 @@ from typing import NamedTuple
 
 import jax
 
-from jaxconv.impls import band, manual, taps, winograd, xla
+from jaxconv._checks import PadPairs, Pair, Precision
+from jaxconv.impls import auto, band, manual, taps, winograd, xla
+from jaxconv.impls.common import valid_output_hw
+from jaxconv.layout import spatial_of, weight_dims
 
 ConvCore = Callable[..., jax.Array]
 PoolCore = Callable[..., jax.Array]
@@ -48,3 +51,57 @@ POOL_CORES: dict[str, PoolCore] = {name: impl.pool for name, impl in REGISTRY.it
 # The concrete implementations, and the choices a user may pass ("auto" picks one per shape and backend).
 IMPLS = tuple(REGISTRY)
 IMPL_CHOICES = ("auto", *IMPLS)
+
+
+def conv(
+    impl: str, x: jax.Array, w: jax.Array, b: jax.Array | None, *, stride: Pair, pads: PadPairs,
+    dilation: Pair, groups: int, layout: str, precision: Precision = None,
+) -> jax.Array:  # fmt: skip
+    """Runs the convolution core ``impl`` names on a batched ``x``, options canonical; ``"auto"`` runs
+    the core :func:`jaxconv.impls.auto.conv_impl` picks for this shape on JAX's default backend."""
+    if impl == "auto":
+        (h, wd), c = spatial_of(x.shape, layout), x.shape[1 if layout == "NCHW" else 3]
+        o, _, kernel = weight_dims(w.shape, layout)
+        padded = (h + pads[0][0] + pads[0][1], wd + pads[1][0] + pads[1][1])
+        impl = auto.conv_impl(
+            jax.default_backend(),
+            x_shape=(x.shape[0], c, h, wd),
+            out_channels=o,
+            kernel=kernel,
+            groups=groups,
+            itemsize=x.dtype.itemsize,
+            output_hw=valid_output_hw(padded, kernel, stride, dilation),
+            stride=stride,
+            dilation=dilation,
+        )
+    return CONV_CORES[impl](
+        x,
+        w,
+        b,
+        stride=stride,
+        pads=pads,
+        dilation=dilation,
+        groups=groups,
+        layout=layout,
+        precision=precision,
+    )
+
+
+def pool(
+    impl: str, x: jax.Array, *, mode: str, window: Pair, stride: Pair, pads: PadPairs, dilation: Pair,
+    layout: str,
+) -> jax.Array:  # fmt: skip
+    """Runs the pooling core ``impl`` names on a batched ``x`` (the windows' max, or their sum);
+    ``"auto"`` runs the core :func:`jaxconv.impls.auto.pool_impl` picks."""
+    if impl == "auto":
+        input_hw = spatial_of(x.shape, layout)
+        impl = auto.pool_impl(
+            jax.default_backend(),
+            input_hw=input_hw,
+            window=window,
+            stride=stride,
+            pads=pads,
+            dilation=dilation,
+        )
+    core = POOL_CORES[impl]
+    return core(x, mode=mode, window=window, stride=stride, pads=pads, dilation=dilation, layout=layout)

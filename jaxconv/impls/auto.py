@@ -132,8 +132,11 @@ def band_zeros_per_saved_copy(out_width: int, kw: int, out_channels: int, stride
 
 
 def pool_impl(backend: str, *, input_hw: Sequence[int], window: Sequence[int], stride: Sequence[int],
-              pads: Sequence[Sequence[int]]) -> str:  # fmt: skip
-    """The implementation ``impl="auto"`` runs for pooling (padded ``input_hw``, canonical pairs).
+              pads: Sequence[Sequence[int]], dilation: Sequence[int] = (1, 1)) -> str:  # fmt: skip
+    """The implementation ``impl="auto"`` runs for pooling (unpadded ``input_hw``, canonical pairs).
+
+    A dilated window pools by ``shift_add`` everywhere: JAX has no gradient for a dilated
+    ``reduce_window`` max, and the taps have one.
 
     Examples:
       >>> pool_impl("cpu", input_hw=(28, 28), window=(2, 2), stride=(2, 2), pads=((0, 0), (0, 0)))
@@ -141,6 +144,8 @@ def pool_impl(backend: str, *, input_hw: Sequence[int], window: Sequence[int], s
       >>> pool_impl("cpu", input_hw=(28, 28), window=(3, 3), stride=(2, 2), pads=((1, 1), (1, 1)))
       'xla'
     """
+    if tuple(dilation) != (1, 1):
+        return "shift_add"
     tiles = all(
         k == s and (n + lo + hi) % k == 0
         for n, k, s, (lo, hi) in zip(input_hw, window, stride, pads, strict=True)

@@ -55,7 +55,7 @@ def picks(monkeypatch):
         seen.append(real(backend, **kwargs))
         return seen[-1]
 
-    monkeypatch.setattr("jaxconv.conv.conv_impl", spy)
+    monkeypatch.setattr("jaxconv.impls.auto.conv_impl", spy)
     return seen
 
 

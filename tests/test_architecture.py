@@ -16,8 +16,16 @@ LAYERS = (
     ("jaxconv._checks", "jaxconv.shapes", "jaxconv.layout", "jaxconv.xla_options", "jaxconv.host_memory"),
     ("jaxconv.impls",),  # the implementations being raced, and the rule that picks one
     # the public ops: validate, canonicalise, dispatch to an impl
-    ("jaxconv.corr", "jaxconv.conv", "jaxconv.pool", "jaxconv.pool_indices", "jaxconv.transpose",
-     "jaxconv.adaptive_pool", "jaxconv.convert", "jaxconv"),  # fmt: skip
+    (
+        "jaxconv.corr",
+        "jaxconv.conv",
+        "jaxconv.pool",
+        "jaxconv.pool_indices",
+        "jaxconv.transpose",
+        "jaxconv.adaptive_pool",
+        "jaxconv.convert",
+        "jaxconv",
+    ),  # fmt: skip
     ("jaxconv.nn",),  # Flax modules
     ("jaxconv.train",),  # config, steps, loop, data, checkpoints, curves, data parallelism
     ("jaxconv.bench",),  # the race

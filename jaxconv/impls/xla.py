@@ -8,6 +8,7 @@ as transposes, as Flax and Haiku do.
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -60,3 +61,11 @@ def pool_xla(
         return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, padding, window_dilation=dilations)
     acc = accumulation_dtype(x.dtype)
     return lax.reduce_window(x.astype(acc), 0.0, lax.add, dims, strides, padding, window_dilation=dilations)
+
+
+def conv_general_dilated_lax(
+    lhs: jax.Array, rhs: jax.Array, window_strides: Any, padding: Any, **options: Any
+) -> jax.Array:
+    """``lax.conv_general_dilated`` itself: :func:`jaxconv.conv_general_dilated`'s ``impl="xla"``, and
+    its path for what jaxconv's cores do not do (other ranks, batch groups, integer dtypes, ...)."""
+    return lax.conv_general_dilated(lhs, rhs, window_strides, padding, **options)

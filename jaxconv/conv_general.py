@@ -1,0 +1,249 @@
+"""``conv_general_dilated``: jaxconv's convolutions behind ``jax.lax.conv_general_dilated``'s signature.
+
+A drop-in for any model that calls ``lax.conv_general_dilated`` or takes a function with its
+signature (``flax.nnx.Conv(..., conv_general_dilated=...)``, ``flax.linen.Conv(...,
+conv_general_dilated=...)``). It translates lax's conventions into the cores' (dimension numbers to
+a layout and transposes, padding strings to explicit pads, input dilation to a spread input) and
+dispatches to :mod:`jaxconv.impls`; the convolution itself is the chosen impl's.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxconv import impls
+from jaxconv._checks import Pair, check_choice, check_int, check_same_dtype
+from jaxconv.impls import IMPL_CHOICES
+from jaxconv.impls.xla import conv_general_dilated_lax
+from jaxconv.shapes import effective_kernel, output_size
+
+_FN = "conv_general_dilated"
+
+
+def _pair(name: str, value: object, default: Pair | None = None) -> Pair:
+    """Two ints >= 1 (strides, dilations), in the kernel's spatial order."""
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
+        raise ValueError(f"{_FN}: {name} must be a pair of ints for a 2-D convolution, got {value!r}")
+    a, b = (check_int(_FN, name, v, minimum=1) for v in value)
+    return (a, b)
+
+
+def _explicit_pads(padding: object) -> tuple[Pair, Pair]:
+    """``((lo, hi), (lo, hi))`` ints (negative crops, as in lax) from a sequence of two pairs."""
+    try:
+        pairs = tuple((operator.index(lo), operator.index(hi)) for lo, hi in padding)  # type: ignore[union-attr]
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"{_FN}: padding must be 'SAME', 'SAME_LOWER', 'VALID' or a sequence of (low, high) pairs, "
+            f"got {padding!r}"
+        ) from e
+    if len(pairs) != 2:
+        raise ValueError(f"{_FN}: padding needs 2 (low, high) pairs for a 2-D convolution, got {padding!r}")
+    return (pairs[0], pairs[1])
+
+
+def _simple_precision(precision: object) -> tuple[bool, lax.Precision | None]:
+    """``(True, p)`` for a precision jaxconv's cores take (None, a ``lax.Precision``, its names, or a
+    pair of one precision); ``(False, None)`` for the rest (unequal pairs, dot algorithms)."""
+    if precision is None or isinstance(precision, lax.Precision):
+        return True, precision
+    if isinstance(precision, str):
+        try:
+            return True, lax.Precision(precision)
+        except ValueError as e:
+            raise ValueError(f"{_FN}: precision {precision!r} is not a jax.lax.Precision name") from e
+    if isinstance(precision, tuple | list) and len(precision) == 2:
+        (ok_a, a), (ok_b, b) = _simple_precision(precision[0]), _simple_precision(precision[1])
+        if ok_a and ok_b and a == b:
+            return True, a
+    return False, None
+
+
+def _lax_only(lhs: Any, rhs: Any, batch_group_count: object, precision: object,
+              preferred_element_type: object, out_sharding: object) -> str | None:  # fmt: skip
+    """Why this call is lax's alone (jaxconv's cores are 2-D, floating point, ungrouped over the batch),
+    or None."""
+    if not isinstance(lhs, jax.Array | np.ndarray) or not isinstance(rhs, jax.Array | np.ndarray):
+        return None  # refused below, with jaxconv's message
+    if lhs.ndim != 4 or rhs.ndim != 4:
+        shapes = f"lhs: {tuple(lhs.shape)}, rhs: {tuple(rhs.shape)}"
+        return f"{lhs.ndim - 2}-D convolutions ({shapes}); jaxconv's are 2-D"
+    if batch_group_count != 1:
+        return f"batch_group_count={batch_group_count!r}"
+    if not (jnp.issubdtype(lhs.dtype, jnp.floating) and jnp.issubdtype(rhs.dtype, jnp.floating)):
+        return f"non-floating dtypes (lhs: {lhs.dtype}, rhs: {rhs.dtype})"
+    if not _simple_precision(precision)[0]:
+        return f"precision={precision!r} (jaxconv's cores take one lax.Precision for both operands)"
+    if preferred_element_type is not None and not jnp.issubdtype(preferred_element_type, jnp.floating):
+        return f"preferred_element_type={preferred_element_type!r}"
+    if out_sharding is not None:
+        return f"out_sharding={out_sharding!r}"
+    return None
+
+
+def _inverse(perm: Sequence[int]) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.argsort(perm))
+
+
+def _transpose(x: jax.Array, perm: Sequence[int]) -> jax.Array:
+    return x if tuple(perm) == tuple(range(x.ndim)) else x.transpose(perm)
+
+
+def conv_general_dilated(
+    lhs: jax.Array,
+    rhs: jax.Array,
+    window_strides: Sequence[int],
+    padding: str | Sequence[tuple[int, int]],
+    lhs_dilation: Sequence[int] | None = None,
+    rhs_dilation: Sequence[int] | None = None,
+    dimension_numbers: Any = None,
+    feature_group_count: int = 1,
+    batch_group_count: int = 1,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+    out_sharding: Any = None,
+    *,
+    impl: str = "auto",
+) -> jax.Array:
+    """``jax.lax.conv_general_dilated`` through a jaxconv implementation.
+
+    Takes exactly ``lax.conv_general_dilated``'s arguments, with its meanings and defaults, plus
+    ``impl``. Hand ``functools.partial(jc.conv_general_dilated, impl="banded")`` to Flax's
+    ``nnx.Conv(..., conv_general_dilated=...)`` or Linen's ``nn.Conv(..., conv_general_dilated=...)``,
+    or call it where a model calls lax.
+
+    Args:
+      lhs: the input, rank 4 (two spatial dimensions), laid out as ``dimension_numbers`` says.
+      rhs: the kernel, rank 4, the same floating dtype.
+      window_strides: two ints >= 1, in the kernel's spatial order (as lax).
+      padding: ``"SAME"``, ``"SAME_LOWER"``, ``"VALID"``, or two ``(low, high)`` pairs (negative
+        values crop, as in lax).
+      lhs_dilation: two ints >= 1 or None: input dilation, i.e. a transposed convolution; only with
+        explicit padding (as lax).
+      rhs_dilation: two ints >= 1 or None: kernel dilation.
+      dimension_numbers: None (``("NCHW", "OIHW", "NCHW")``), three layout strings in any
+        permutation, or a ``lax.ConvDimensionNumbers``.
+      feature_group_count: groups; the input's channels are ``feature_group_count`` times the
+        kernel's input channels.
+      batch_group_count, out_sharding: lax's; anything but 1 and None goes to lax (below).
+      precision: None, a ``lax.Precision`` or its name, or a pair of one precision.
+      preferred_element_type: None (the input dtype) or a floating dtype for the result.
+      impl: ``"auto"`` (default), ``"xla"`` (``lax.conv_general_dilated`` itself), ``"manual"``,
+        ``"im2col"``, ``"shift_add"``, ``"banded"`` or ``"winograd"``, as :func:`jaxconv.conv2d`.
+
+    With ``impl="auto"``, what jaxconv's cores do not do runs through lax unchanged: 1-D and 3-D
+    convolutions, ``batch_group_count != 1``, integer dtypes, pairs of unequal precisions or dot
+    algorithms, an integer ``preferred_element_type``, and ``out_sharding``. A hand-written impl
+    named for such a call raises ``ValueError`` saying what it does not do.
+
+    Returns:
+      lax's result: the shape and layout ``dimension_numbers``' output spec gives, in
+      ``preferred_element_type`` (default: the input dtype).
+
+    Raises:
+      ValueError: unknown ``impl``; shapes or ``dimension_numbers`` that do not fit; channel and group
+        mismatch; a bad padding, stride or dilation; a kernel larger than the padded input; a
+        hand-written impl asked for what only lax does.
+      TypeError: non-array or mixed-dtype operands.
+
+    Examples:
+      >>> x, k = jnp.ones((1, 8, 8, 3)), jnp.ones((3, 3, 3, 4))
+      >>> dn = ("NHWC", "HWIO", "NHWC")
+      >>> y = jc.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=dn, impl="banded")
+      >>> y.shape, float(y[0, 0, 0, 0]), float(y[0, 4, 4, 0])
+      ((1, 8, 8, 4), 12.0, 27.0)
+      >>> bool((y == jc.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=dn, impl="xla")).all())
+      True
+    """
+    impl = check_choice(_FN, "impl", impl, IMPL_CHOICES)
+    options: dict[str, Any] = dict(
+        lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+        feature_group_count=feature_group_count, batch_group_count=batch_group_count, precision=precision,
+        preferred_element_type=preferred_element_type,
+    )  # fmt: skip
+    if out_sharding is not None:
+        options["out_sharding"] = out_sharding
+    arrays = isinstance(lhs, jax.Array | np.ndarray) and isinstance(rhs, jax.Array | np.ndarray)
+    if arrays and lhs.ndim != rhs.ndim:
+        raise ValueError(
+            f"{_FN}: lhs and rhs must have one rank, got lhs: {tuple(lhs.shape)}, rhs: {tuple(rhs.shape)}"
+        )
+    why = _lax_only(lhs, rhs, batch_group_count, precision, preferred_element_type, out_sharding)
+    if impl == "xla" or (why is not None and impl == "auto"):
+        return conv_general_dilated_lax(lhs, rhs, window_strides, padding, **options)
+    if why is not None:
+        raise ValueError(
+            f"{_FN}: impl={impl!r} does not do {why}; impl='auto' or 'xla' hands such a call to lax"
+        )
+    for name, value in (("lhs", lhs), ("rhs", rhs)):
+        if not isinstance(value, jax.Array | np.ndarray):
+            raise TypeError(f"{_FN}: {name} must be a jax or numpy array, got {type(value).__name__}")
+    lhs, rhs = jnp.asarray(lhs), jnp.asarray(rhs)
+    check_same_dtype(_FN, lhs=lhs, rhs=rhs)
+    shapes = f"(lhs: {tuple(lhs.shape)}, rhs: {tuple(rhs.shape)}, dimension_numbers: {dimension_numbers!r})"
+    try:
+        lhs_perm, rhs_perm, out_perm = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{_FN}: dimension_numbers do not fit the operands {shapes}: {e}") from e
+    groups = check_int(_FN, "feature_group_count", feature_group_count, minimum=1)
+    strides = _pair("window_strides", window_strides)
+    in_dilation = _pair("lhs_dilation", lhs_dilation, default=(1, 1))
+    dilation = _pair("rhs_dilation", rhs_dilation, default=(1, 1))
+    c, o, c_per_group = lhs.shape[lhs_perm[1]], rhs.shape[rhs_perm[0]], rhs.shape[rhs_perm[1]]
+    if c != c_per_group * groups or o % groups:
+        raise ValueError(
+            f"{_FN}: lhs has {c} feature channels and rhs {c_per_group} input and {o} output channels; "
+            f"with feature_group_count={groups} they need {c_per_group * groups} and a multiple of {groups} "
+            f"{shapes}"
+        )
+    kernel = (rhs.shape[rhs_perm[2]], rhs.shape[rhs_perm[3]])
+    input_hw = (lhs.shape[lhs_perm[2]], lhs.shape[lhs_perm[3]])
+    if isinstance(padding, str):
+        if in_dilation != (1, 1):
+            raise ValueError(
+                f"{_FN}: string padding {padding!r} with lhs_dilation {in_dilation} is not defined: "
+                "pass explicit pads (as lax)"
+            )
+        try:
+            low_high = lax.padtype_to_pads(input_hw, effective_kernel(kernel, dilation), strides, padding)
+        except (RuntimeError, TypeError, ValueError) as e:
+            raise ValueError(
+                f"{_FN}: padding must be 'SAME', 'SAME_LOWER', 'VALID' or (low, high) pairs, got {padding!r}"
+            ) from e
+        pads = ((low_high[0][0], low_high[0][1]), (low_high[1][0], low_high[1][1]))
+    else:
+        pads = _explicit_pads(padding)
+    spread_hw = tuple((n - 1) * d + 1 for n, d in zip(input_hw, in_dilation, strict=True))
+    output_size(_FN, spread_hw, effective_kernel(kernel, dilation), pads, strides)
+
+    # The cores take NCHW/OIHW or NHWC/HWIO: the input's own layout where it is NCHW, else NHWC.
+    layout = "NCHW" if tuple(lhs_perm) == (0, 1, 2, 3) else "NHWC"
+    to_layout = (lambda p: p) if layout == "NCHW" else (lambda p: (p[0], p[2], p[3], p[1]))
+    x = _transpose(lhs, to_layout(lhs_perm))
+    w = _transpose(
+        rhs, rhs_perm if layout == "NCHW" else (rhs_perm[2], rhs_perm[3], rhs_perm[1], rhs_perm[0])
+    )
+    if in_dilation != (1, 1) or min(min(p) for p in pads) < 0:
+        # Spread the input (d - 1 zeros between neighbours) and pad or crop it, as lax does, in one pad.
+        spatial = [(lo, hi, d - 1) for (lo, hi), d in zip(pads, in_dilation, strict=True)]
+        config = [(0, 0, 0), *spatial, (0, 0, 0)] if layout == "NHWC" else [(0, 0, 0), (0, 0, 0), *spatial]
+        x, pads = lax.pad(x, jnp.zeros((), x.dtype), config), ((0, 0), (0, 0))
+    out_dtype = x.dtype if preferred_element_type is None else jnp.dtype(preferred_element_type)
+    if out_dtype.itemsize > x.dtype.itemsize:
+        # A wider result: compute in it (products of the narrower inputs are exact there, as in lax).
+        x, w = x.astype(out_dtype), w.astype(out_dtype)
+    core_precision = _simple_precision(precision)[1]
+    y = impls.conv(
+        impl, x, w, None, stride=strides, pads=pads, dilation=dilation, groups=groups, layout=layout,
+        precision=core_precision,
+    )  # fmt: skip
+    return _transpose(y, _inverse(to_layout(out_perm))).astype(out_dtype)

@@ -69,7 +69,7 @@ def _simple_precision(precision: object) -> tuple[bool, lax.Precision | None]:
 
 
 def _lax_only(lhs: Any, rhs: Any, batch_group_count: object, precision: object,
-              preferred_element_type: object, out_sharding: object) -> str | None:  # fmt: skip
+              preferred_element_type: Any, out_sharding: object) -> str | None:  # fmt: skip
     """Why this call is lax's alone (jaxconv's cores are 2-D, floating point, ungrouped over the batch),
     or None."""
     if not isinstance(lhs, jax.Array | np.ndarray) or not isinstance(rhs, jax.Array | np.ndarray):

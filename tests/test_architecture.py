@@ -26,7 +26,7 @@ LAYERS = (
         "jaxconv.convert",
         "jaxconv",
     ),  # fmt: skip
-    ("jaxconv.nn",),  # Flax modules
+    ("jaxconv.nn", "jaxconv.nnx"),  # Flax modules, Linen and NNX
     ("jaxconv.train",),  # config, steps, loop, data, checkpoints, curves, data parallelism
     ("jaxconv.bench",),  # the race
     ("jaxconv.experiments", "jaxconv.demo"),  # the chapter's experiments

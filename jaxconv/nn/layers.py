@@ -24,6 +24,14 @@ def default_kernel_init(layout: str) -> Initializer:
     return nn.initializers.lecun_normal(in_axis=-2, out_axis=-1)  # (kh, kw, I, O)
 
 
+def default_transpose_kernel_init(layout: str) -> Initializer:
+    """LeCun normal over a transposed convolution's fan-in, ``C_in/groups * kh * kw``: its weight
+    ``(C_in, C_out/groups, kh, kw)`` (``NHWC``: ``(kh, kw, C_out/groups, C_in)``) is the adjoint's."""
+    if layout == "NCHW":
+        return nn.initializers.lecun_normal(in_axis=0, out_axis=1)
+    return nn.initializers.lecun_normal(in_axis=-1, out_axis=-2)
+
+
 class Conv2D(nn.Module):
     """A 2-D convolution layer over :func:`jaxconv.conv2d`.
 
@@ -124,11 +132,9 @@ class ConvTranspose2D(nn.Module):
                 f"divisible by groups={self.groups}"
             )
         per_group = self.features // self.groups
-        if self.layout == "NCHW":
-            shape, init = (channels, per_group, kh, kw), nn.initializers.lecun_normal(in_axis=0, out_axis=1)
-        else:
-            shape, init = (kh, kw, per_group, channels), nn.initializers.lecun_normal(in_axis=-1, out_axis=-2)
-        kernel = self.param("kernel", self.kernel_init or init, shape, self.param_dtype)
+        shape = (channels, per_group, kh, kw) if self.layout == "NCHW" else (kh, kw, per_group, channels)
+        init = self.kernel_init or default_transpose_kernel_init(self.layout)
+        kernel = self.param("kernel", init, shape, self.param_dtype)
         bias = (
             self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
         )

@@ -22,6 +22,7 @@ from jaxconv.impls import IMPL_CHOICES
 def _add_train(sub: argparse._SubParsersAction) -> None:
     from jaxconv.nn.lenet import VARIANTS
     from jaxconv.train import OPTIMIZERS, SCHEDULES, TrainConfig
+    from jaxconv.train.config import APIS
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train LeNet on Fashion-MNIST (default: the book's recipe)")
@@ -29,6 +30,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--impl", choices=IMPL_CHOICES, default=d.impl, help="convolution implementation")
     p.add_argument("--layout", choices=LAYOUTS, default=d.layout)
     p.add_argument("--batch-norm", action="store_true", help="batch norm (modern variant only)")
+    p.add_argument(
+        "--api", choices=APIS, default=d.api, help="the Flax API of the model (same loop, same weights)"
+    )
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
@@ -65,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", help="LeNet's layer-by-layer shapes and parameter counts")
     s.add_argument("--variant", choices=VARIANTS, default="classic")
     s.add_argument("--batch-norm", action="store_true")
+    s.add_argument("--api", choices=("linen", "nnx"), default="linen", help="the Flax API of the model")
     sub.add_parser("demo", help="print the chapter's worked examples through both implementations")
     e = sub.add_parser("experiment", help="run one of the chapter's experiments (or 'all')")
     e.add_argument("name", help="why_conv, conv_layer, padding_stride, channels, pooling, receptive_field, "
@@ -154,7 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "summary":
         from jaxconv.nn import LeNet, format_summary, summary
 
-        print(format_summary(summary(LeNet(args.variant, batch_norm=args.batch_norm))))
+        if args.api == "nnx":
+            from flax import nnx
+
+            from jaxconv import nnx as jnnx
+
+            model = jnnx.LeNet(args.variant, batch_norm=args.batch_norm, rngs=nnx.Rngs(0))
+            print(format_summary(jnnx.summary(model)))
+        else:
+            print(format_summary(summary(LeNet(args.variant, batch_norm=args.batch_norm))))
         return 0
     if args.command == "bench":
         return _bench(args)

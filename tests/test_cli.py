@@ -66,3 +66,17 @@ def test_train_xla_defaults_flag_reaches_the_config(monkeypatch, tmp_path):
     assert main(["train", "--out", str(tmp_path)]) == 0
     assert main(["train", "--out", str(tmp_path), "--xla-defaults"]) == 0
     assert [c.cpu_compiler_options for c in seen] == [True, False]
+
+
+def test_train_and_summary_take_the_flax_api(monkeypatch, tmp_path, capsys):
+    from jaxconv import train
+
+    seen = []
+    monkeypatch.setattr(train, "train_and_evaluate", lambda config: seen.append(config) or [])
+    assert main(["train", "--out", str(tmp_path), "--api", "nnx"]) == 0
+    assert [c.api for c in seen] == ["nnx"]
+    capsys.readouterr()
+    for api in ("linen", "nnx"):
+        assert main(["summary", "--variant", "modern", "--batch-norm", "--api", api]) == 0
+    linen, nnx = capsys.readouterr().out.split("total parameters: 62,158\n")[:2]
+    assert linen == nnx and "BatchNorm output shape: (1, 6, 28, 28)" in nnx

@@ -4,13 +4,23 @@ names."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
+import jax
+import jax.numpy as jnp
 import optax
+from flax import nnx
 
 from jaxconv._checks import LAYOUTS
 from jaxconv.impls import IMPL_CHOICES
 from jaxconv.nn.lenet import VARIANTS, LeNet
+from jaxconv.nnx.functional import functional
+from jaxconv.nnx.lenet import LeNet as NNXLeNet
+from jaxconv.nnx.lenet import set_linen_variables
 
+# The Flax API the model is written in: both train through the same loop (jaxconv.nnx.functional).
+APIS = ("linen", "nnx")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 # Fields that may change between a run and its resumption.
@@ -27,6 +37,7 @@ class TrainConfig:
     # Both layouts start from the same weights and compute the same function; NHWC is faster on CPU.
     layout: str = "NHWC"
     batch_norm: bool = False
+    api: str = "linen"
     epochs: int = 10
     batch_size: int = 256
     optimizer: str = "sgd"
@@ -49,7 +60,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name, choices in (("variant", VARIANTS), ("impl", IMPL_CHOICES), ("layout", LAYOUTS),
-                              ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):  # fmt: skip
+                              ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("api", APIS)):  # fmt: skip
             if getattr(self, name) not in choices:
                 raise ValueError(f"TrainConfig: {name} must be one of {choices}, got {getattr(self, name)!r}")
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -69,7 +80,21 @@ class TrainConfig:
             raise ValueError("TrainConfig: batch_norm needs variant='modern'")
 
     def model(self) -> LeNet:
+        """The Linen LeNet this config trains (with ``api="nnx"``: the same network in NNX, :meth:`init`)."""
         return LeNet(self.variant, impl=self.impl, layout=self.layout, batch_norm=self.batch_norm)
+
+    def init(self) -> tuple[Callable[..., Any], dict[str, Any]]:
+        """``(apply_fn, variables)``: the model as a pure function with Linen's contract and its initial
+        variables, in the config's Flax ``api``. A seed gives the same initial weights in both APIs (the
+        NNX model is loaded with the Linen model's draw), so a run reproduces across them."""
+        linen = self.model()
+        shape = (1, 1, 28, 28) if self.layout == "NCHW" else (1, 28, 28, 1)
+        variables = dict(linen.init(jax.random.key(self.seed), jnp.zeros(shape, jnp.float32)))
+        if self.api == "linen":
+            return linen.apply, variables
+        model = NNXLeNet(self.variant, impl=self.impl, layout=self.layout, batch_norm=self.batch_norm,
+                         rngs=nnx.Rngs(self.seed))  # fmt: skip
+        return functional(set_linen_variables(model, variables))
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:

@@ -28,11 +28,11 @@ class TrainState(train_state.TrainState):
 
 
 def create_train_state(config: TrainConfig, steps_per_epoch: int) -> TrainState:
-    model = config.model()
-    dummy = jnp.zeros((1, 1, 28, 28) if config.layout == "NCHW" else (1, 28, 28, 1), jnp.float32)
-    variables = model.init(jax.random.key(config.seed), dummy)
+    """The initial state of a run: the model's variables (Linen or NNX, :meth:`TrainConfig.init`), its
+    apply function and the optimizer's state."""
+    apply_fn, variables = config.init()
     return TrainState.create(
-        apply_fn=model.apply,
+        apply_fn=apply_fn,
         params=variables["params"],
         tx=make_optimizer(config, steps_per_epoch),
         batch_stats=variables.get("batch_stats"),

@@ -34,9 +34,10 @@ def test_training_learns_and_writes_history_curves_and_checkpoint(tiny_fashion, 
     assert {"images_per_second", "epoch_seconds", "train_acc", "test_loss"} <= set(history[0])
 
 
-@pytest.mark.parametrize(
-    "options", [dict(), dict(variant="modern", batch_norm=True, optimizer="sgd", lr=0.1, momentum=0.9)]
-)
+BN_SGD = dict(variant="modern", batch_norm=True, optimizer="sgd", lr=0.1, momentum=0.9)
+
+
+@pytest.mark.parametrize("options", [dict(), BN_SGD, dict(api="nnx"), dict(api="nnx", **BN_SGD)])
 def test_resume_equals_an_uninterrupted_run(tiny_fashion, tmp_path, options):
     base = dict(data_dir=str(tiny_fashion), **TINY, **options)
     straight = train_and_evaluate(TrainConfig(epochs=3, out=str(tmp_path / "a"), **base))
@@ -53,6 +54,19 @@ def test_resume_equals_an_uninterrupted_run(tiny_fashion, tmp_path, options):
     b = checkpoint.load(tmp_path / "b" / "checkpoint.msgpack", None)[0]
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("options", [dict(), BN_SGD])
+def test_the_nnx_model_trains_as_the_linen_one_from_the_same_seed(tiny_fashion, tmp_path, options):
+    # the same initial weights (TrainConfig.init), batches and optimizer: the same run, to float32 rounding
+    base = dict(data_dir=str(tiny_fashion), epochs=2, **TINY, **options)
+    linen = train_and_evaluate(TrainConfig(out=str(tmp_path / "linen"), **base))
+    nnx = train_and_evaluate(TrainConfig(out=str(tmp_path / "nnx"), api="nnx", **base))
+    for a, b in zip(linen, nnx, strict=True):
+        for key in ("train_loss", "test_loss", "train_acc", "test_acc"):
+            np.testing.assert_allclose(b[key], a[key], rtol=1e-5, err_msg=key)
+    saved = json.loads((tmp_path / "nnx" / "history.json").read_text())
+    assert saved["config"]["api"] == "nnx" and (tmp_path / "nnx" / "curves.png").exists()
 
 
 def test_resume_refuses_a_different_config(tiny_fashion, tmp_path):

@@ -1,4 +1,4 @@
-"""LeNet training steps, raced interleaved: jaxconv's defaults, plain XLA and PyTorch, in balanced orders.
+"""LeNet training steps, raced interleaved: jaxconv's defaults (Linen and NNX), plain XLA and PyTorch.
 
 ``python -m experiments.lenet_step_race --help``; the code is ``jaxconv.experiments.lenet_step_race``.
 """

@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="print the chapter's worked examples through both implementations")
     e = sub.add_parser("experiment", help="run one of the chapter's experiments (or 'all')")
     e.add_argument("name", help="why_conv, conv_layer, padding_stride, channels, pooling, receptive_field, "
-                   "manual_vs_xla, lenet, or all")  # fmt: skip
+                   "manual_vs_xla, lenet, drop_in, or all")  # fmt: skip
     e.add_argument("--out", default="runs/experiments", help="folder for figures and JSON")
     e.add_argument("--fast", action="store_true", help="smaller settings")
     b = sub.add_parser("bench", help="time every convolution implementation (and PyTorch if installed)")

@@ -95,6 +95,22 @@ def test_lenet(tmp_path):
         assert -1.0 <= n[name]["pullover_vs_coat_conv2_correlation"] <= 1.0 + 1e-6
 
 
+@pytest.mark.skipif(
+    data.find_data_dir() is None, reason="Fashion-MNIST not installed: apt-get install dataset-fashion-mnist"
+)
+def test_drop_in(tmp_path):
+    n = experiments.run("drop_in", tmp_path, fast=True)
+    stock = "stock nnx.Conv (lax)"
+    assert set(n["losses"]) == {stock, "jaxconv auto", "jaxconv im2col", "jaxconv banded"}
+    assert all(len(curve) == n["steps"] for curve in n["losses"].values())
+    # the same weights and batches: the first loss is the same number, the curves stay together
+    first = {name: curve[0] for name, curve in n["losses"].items()}
+    assert max(first.values()) - min(first.values()) < 1e-5, first
+    assert max(n["max_loss_difference_vs_stock"].values()) < 0.1
+    assert set(n["speedup_vs_stock"]) == set(n["losses"]) - {stock} and min(n["step_ms"].values()) > 0
+    assert (tmp_path / "drop_in.png").exists()
+
+
 def test_cli_runs_an_experiment_and_refuses_unknown_names(tmp_path, capsys):
     assert main(["experiment", "padding_stride", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "padding_stride" / "padding_stride.png").exists()
@@ -132,6 +148,11 @@ def test_lenet_step_race_interleaves_every_contestant(tmp_path):
     assert r["compiler_options"] == {
         "jaxconv defaults (auto, NHWC)": jc.xla_options.compiler_options(fuse_elementwise=False),
         "jaxconv plain XLA (xla, NCHW)": {},
+        "jaxconv defaults, NNX model": jc.xla_options.compiler_options(fuse_elementwise=False),
     }
+    assert r["ratios"]["NNX / Linen (defaults)"] == pytest.approx(
+        r["images_per_second"]["jaxconv defaults, NNX model"]
+        / r["images_per_second"]["jaxconv defaults (auto, NHWC)"]
+    )
     with pytest.raises(ValueError, match="batch_size 100 is larger than the 64 training images"):
         lenet_step_race.race(fm, batch_size=100)

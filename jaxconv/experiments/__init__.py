@@ -19,6 +19,7 @@ NAMES = (
     "receptive_field",
     "manual_vs_xla",
     "lenet",
+    "drop_in",
 )
 
 

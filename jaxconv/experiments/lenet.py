@@ -28,9 +28,8 @@ def _activations(config: TrainConfig, variables: dict, images: np.ndarray) -> tu
     x = x[:, None] if config.layout == "NCHW" else x[..., None]
     logits, state = config.model().apply(variables, x, mutable=["intermediates"])
     inter = state["intermediates"]
-    convs = [cast(jax.Array, inter[k][0]) for k in sorted(inter) if k.split(" ")[1] in ("Sigmoid", "ReLU")][
-        :2
-    ]
+    activations = [k for k in sorted(inter) if k.split(" ")[1] in ("Sigmoid", "ReLU")]
+    convs = [cast(jax.Array, inter[k][0]) for k in activations[:2]]
     if config.layout == "NHWC":
         convs = [c.transpose(0, 3, 1, 2) for c in convs]
     return logits, {"conv1": convs[0], "conv2": convs[1]}

@@ -1,4 +1,4 @@
-"""LeNet training steps, raced interleaved: jaxconv's defaults, plain XLA and PyTorch, in balanced orders.
+"""LeNet training steps, raced interleaved: jaxconv's defaults (Linen and NNX), plain XLA and PyTorch.
 
     python -m experiments.lenet_step_race [--rounds 12] [--steps 30] [--out runs/lenet-step-race] [--no-torch]
 
@@ -9,7 +9,7 @@ SGD 0.9); the medians over rounds and their ratios are reported, and drift hits 
 alike. Each ratio is also taken round by round, within seconds, and its median and middle half
 across the rounds are printed: how far the host's state of the moment moves it. The order changes
 each round so that each contestant runs after every other equally often
-(:func:`jaxconv.bench.rounds.round_orders`; 6 rounds balance 3 contestants): a JAX step right after
+(:func:`jaxconv.bench.rounds.round_orders`; 4 rounds balance 4 contestants, 6 balance 3): a JAX step right after
 PyTorch's runs slower. Compilation happens before the first round. PyTorch runs when
 ``torch`` is importable (``pip install torch==2.13.0``).
 """
@@ -36,6 +36,7 @@ from jaxconv.train.data import FashionMNIST, load_fashion_mnist
 CONTESTANTS = {
     "jaxconv defaults (auto, NHWC)": TrainConfig(),
     "jaxconv plain XLA (xla, NCHW)": TrainConfig(impl="xla", layout="NCHW", cpu_compiler_options=False),
+    "jaxconv defaults, NNX model": TrainConfig(api="nnx"),
 }
 TORCH = "PyTorch (book's code)"
 
@@ -112,8 +113,8 @@ def race(data: FashionMNIST, rounds: int = 12, steps: int = 30, batch_size: int 
             runners[name]()
             seconds[name].append(time.perf_counter() - start)
     per_second = {name: steps * batch_size / statistics.median(s) for name, s in seconds.items()}
-    defaults, plain = names[0], names[1]
-    pairs = {"defaults / plain XLA": (defaults, plain)}
+    defaults, plain, nnx = names[0], names[1], names[2]
+    pairs = {"defaults / plain XLA": (defaults, plain), "NNX / Linen (defaults)": (nnx, defaults)}
     if TORCH in per_second:
         pairs |= {"defaults / PyTorch": (defaults, TORCH), "plain XLA / PyTorch": (plain, TORCH)}
     ratios = {label: per_second[a] / per_second[b] for label, (a, b) in pairs.items()}

@@ -15,9 +15,11 @@ that picks one per shape and platform (:mod:`jaxconv.impls.auto`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import jax
+from jax import lax
 
 from jaxconv._checks import PadPairs, Pair, Precision
 from jaxconv.impls import auto, band, manual, taps, winograd, xla
@@ -53,38 +55,55 @@ IMPLS = tuple(REGISTRY)
 IMPL_CHOICES = ("auto", *IMPLS)
 
 
+# The platforms JAX lowers for, and the backend name each one's rule is asked under.
+PLATFORMS = {"cpu": "cpu", "cuda": "gpu", "rocm": "gpu", "tpu": "tpu"}
+
+
+def per_platform(
+    picks: dict[str, str], run: Callable[[str], Callable[..., jax.Array]], *args: jax.Array
+) -> jax.Array:
+    """``run(pick)(*args)`` for the pick of the platform the computation is lowered for.
+
+    ``picks`` maps each of :data:`PLATFORMS` to an impl name. One pick for all runs it directly;
+    otherwise ``lax.platform_dependent`` resolves at lowering, so a CPU program holds only the CPU
+    branch and a GPU or TPU program only theirs, whatever the host that traced it.
+    """
+    distinct = set(picks.values())
+    if len(distinct) == 1:
+        return run(distinct.pop())(*args)
+    branches = {platform: run(pick) for platform, pick in picks.items()}
+    return lax.platform_dependent(*args, **branches, default=branches["cuda"])  # others: as accelerators
+
+
 def conv(
     impl: str, x: jax.Array, w: jax.Array, b: jax.Array | None, *, stride: Pair, pads: PadPairs,
     dilation: Pair, groups: int, layout: str, precision: Precision = None,
 ) -> jax.Array:  # fmt: skip
-    """Runs the convolution core ``impl`` names on a batched ``x``, options canonical; ``"auto"`` runs
-    the core :func:`jaxconv.impls.auto.conv_impl` picks for this shape on JAX's default backend."""
-    if impl == "auto":
-        (h, wd), c = spatial_of(x.shape, layout), x.shape[1 if layout == "NCHW" else 3]
-        o, _, kernel = weight_dims(w.shape, layout)
-        padded = (h + pads[0][0] + pads[0][1], wd + pads[1][0] + pads[1][1])
-        impl = auto.conv_impl(
-            jax.default_backend(),
-            x_shape=(x.shape[0], c, h, wd),
-            out_channels=o,
-            kernel=kernel,
-            groups=groups,
-            itemsize=x.dtype.itemsize,
-            output_hw=valid_output_hw(padded, kernel, stride, dilation),
-            stride=stride,
-            dilation=dilation,
-        )
-    return CONV_CORES[impl](
-        x,
-        w,
-        b,
-        stride=stride,
-        pads=pads,
-        dilation=dilation,
-        groups=groups,
-        layout=layout,
-        precision=precision,
+    """Runs the convolution core ``impl`` names on a batched ``x``, options canonical. ``"auto"`` runs
+    the core :func:`jaxconv.impls.auto.conv_impl` picks for this shape on the platform the
+    computation is lowered for (:func:`per_platform`)."""
+    options = dict(
+        stride=stride, pads=pads, dilation=dilation, groups=groups, layout=layout, precision=precision
     )
+    if impl != "auto":
+        return CONV_CORES[impl](x, w, b, **options)
+    (h, wd), c = spatial_of(x.shape, layout), x.shape[1 if layout == "NCHW" else 3]
+    o, _, kernel = weight_dims(w.shape, layout)
+    padded = (h + pads[0][0] + pads[0][1], wd + pads[1][0] + pads[1][1])
+    output_hw = valid_output_hw(padded, kernel, stride, dilation)
+
+    def rule(backend: str) -> str:
+        return auto.conv_impl(
+            backend, x_shape=(x.shape[0], c, h, wd), out_channels=o, kernel=kernel, groups=groups,
+            itemsize=x.dtype.itemsize, output_hw=output_hw, stride=stride, dilation=dilation,
+        )  # fmt: skip
+
+    picks = {platform: rule(backend) for platform, backend in PLATFORMS.items()}
+
+    def run(pick: str) -> Callable[..., jax.Array]:
+        return lambda x, w, *bias: CONV_CORES[pick](x, w, bias[0] if bias else None, **options)
+
+    return per_platform(picks, run, x, w, *([] if b is None else [b]))
 
 
 def pool(
@@ -92,16 +111,16 @@ def pool(
     layout: str,
 ) -> jax.Array:  # fmt: skip
     """Runs the pooling core ``impl`` names on a batched ``x`` (the windows' max, or their sum);
-    ``"auto"`` runs the core :func:`jaxconv.impls.auto.pool_impl` picks."""
-    if impl == "auto":
-        input_hw = spatial_of(x.shape, layout)
-        impl = auto.pool_impl(
-            jax.default_backend(),
-            input_hw=input_hw,
-            window=window,
-            stride=stride,
-            pads=pads,
-            dilation=dilation,
+    ``"auto"`` runs the core :func:`jaxconv.impls.auto.pool_impl` picks for the platform the
+    computation is lowered for."""
+    options = dict(mode=mode, window=window, stride=stride, pads=pads, dilation=dilation, layout=layout)
+    if impl != "auto":
+        return POOL_CORES[impl](x, **options)
+    input_hw = spatial_of(x.shape, layout)
+    picks = {
+        platform: auto.pool_impl(
+            backend, input_hw=input_hw, window=window, stride=stride, pads=pads, dilation=dilation
         )
-    core = POOL_CORES[impl]
-    return core(x, mode=mode, window=window, stride=stride, pads=pads, dilation=dilation, layout=layout)
+        for platform, backend in PLATFORMS.items()
+    }
+    return per_platform(picks, lambda pick: partial(POOL_CORES[pick], **options), x)

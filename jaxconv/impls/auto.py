@@ -27,7 +27,9 @@ steps measured on a 2-core AVX-512 CPU (jax 0.10.2; tables in the README and doc
 
 Pooling on CPU: windows that tile the input (``stride == window``, LeNet's 2x2/2) use ``shift_add``,
 reduced as a reshape, whose gradient is a broadcast; overlapping windows use ``xla``.
-Pass an explicit ``impl`` to override; :func:`conv_impl` shows what ``auto`` would pick.
+Pass an explicit ``impl`` to override; :func:`conv_impl` shows what ``auto`` would pick on a backend.
+The pick is made for the platform a computation is lowered for, not for the host that traced it
+(``lax.platform_dependent``): a step exported for CUDA from a CPU host runs XLA's convolution.
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ def conv_impl(
     """The implementation ``impl="auto"`` runs for a convolution.
 
     Args:
-      backend: ``jax.default_backend()``: ``"cpu"``, ``"gpu"`` or ``"tpu"``.
+      backend: the backend the pick is for, ``"cpu"``, ``"gpu"`` or ``"tpu"``. ``impl="auto"`` asks for
+        each platform a computation may be lowered for and lets the lowering choose
+        (:func:`jaxconv.impls.per_platform`), so a GPU program gets the GPU pick even when traced on a CPU.
       x_shape: the batched input ``(N, C, H, W)`` (NCHW order whatever the layout).
       out_channels, kernel, groups: the layer's.
       itemsize: bytes per element of the input dtype.

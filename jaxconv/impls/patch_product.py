@@ -13,7 +13,7 @@ simplifier folds a transpose after a dot back into the dot by swapping its opera
 ``optimization_barrier`` keeps the small ``(E, D)`` result apart from its transpose.
 
 :func:`patch_product` is ``P @ K`` with a custom JVP whose kernel term transposes to that order
-when ``D > E`` on CPU (other backends get autodiff's form); its value and every derivative
+when ``D > E`` in CPU programs (other platforms' programs get autodiff's form); its value and every derivative
 (reverse, forward, higher order) are those of ``P @ K``. Zero tangents stay symbolic, so a
 convolution of data (no input gradient) computes no ``G @ Kᵀ``.
 """
@@ -37,16 +37,27 @@ def _product(patches: jax.Array, kernel: jax.Array, precision: Precision) -> jax
 
 def _kernel_term(patches: jax.Array, kernel_dot: jax.Array, precision: Precision) -> jax.Array:
     """``patches @ kernel_dot``, written so that its transpose is ``(Gᵀ @ patches)ᵀ`` (module doc)."""
-    # Eigen's order, measured on CPU only; elsewhere (and when the wider operand is already second
-    # in Pᵀ @ G) autodiff's form, which XLA is free to order.
-    if jax.default_backend() != "cpu" or patches.shape[1] <= kernel_dot.shape[1]:
+
+    def autodiff_form(patches: jax.Array, kernel_dot: jax.Array) -> jax.Array:
         return jnp.dot(patches, kernel_dot, precision=precision, preferred_element_type=patches.dtype)
-    # (K̇ᵀ Pᵀ)ᵀ: its transpose is the dot Gᵀ P, the barrier, then the small (E, D) transpose.
-    kernel_t = lax.optimization_barrier(kernel_dot.T)
-    y_t = lax.dot_general(
-        kernel_t, patches, (((1,), (1,)), ((), ())), precision=precision, preferred_element_type=patches.dtype
-    )
-    return y_t.T
+
+    def eigen_order(patches: jax.Array, kernel_dot: jax.Array) -> jax.Array:
+        # (K̇ᵀ Pᵀ)ᵀ: its transpose is the dot Gᵀ P, the barrier, then the small (E, D) transpose.
+        kernel_t = lax.optimization_barrier(kernel_dot.T)
+        y_t = lax.dot_general(
+            kernel_t,
+            patches,
+            (((1,), (1,)), ((), ())),
+            precision=precision,
+            preferred_element_type=patches.dtype,
+        )
+        return y_t.T
+
+    # Eigen's order, measured on CPU only, in CPU programs; elsewhere (and when the wider operand is
+    # already second in Pᵀ @ G) autodiff's form, which XLA is free to order.
+    if patches.shape[1] <= kernel_dot.shape[1]:
+        return autodiff_form(patches, kernel_dot)
+    return lax.platform_dependent(patches, kernel_dot, cpu=eigen_order, default=autodiff_form)
 
 
 @partial(_product.defjvp, symbolic_zeros=True)

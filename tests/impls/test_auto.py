@@ -51,9 +51,11 @@ def picks(monkeypatch):
     seen = []
     real = auto.conv_impl
 
-    def spy(backend, **kwargs):
-        seen.append(real(backend, **kwargs))
-        return seen[-1]
+    def spy(backend, **kwargs):  # auto asks for every platform; the CPU pick is what runs here
+        pick = real(backend, **kwargs)
+        if backend == "cpu":
+            seen.append(pick)
+        return pick
 
     monkeypatch.setattr("jaxconv.impls.auto.conv_impl", spy)
     return seen
@@ -115,14 +117,16 @@ def test_auto_runs_exactly_the_impl_it_picks(c):
     np.testing.assert_allclose(y, jc.conv2d(x, w, impl="xla"), rtol=1e-5, atol=1e-5)
 
 
-def test_auto_follows_the_backend(monkeypatch, picks):
+def test_auto_follows_the_platform_it_is_lowered_for(picks):
     x = jax.random.normal(jax.random.key(0), (2, 1, 8, 8))
     w = jax.random.normal(jax.random.key(1), (3, 1, 3, 3))
-    monkeypatch.setattr("jaxconv.conv.jax.default_backend", lambda: "tpu")
-    jc.conv2d(x, w)
-    monkeypatch.setattr("jaxconv.conv.jax.default_backend", lambda: "cpu")
-    jc.conv2d(x, w)
-    assert picks == ["xla", "banded"]
+    conv = jax.jit(lambda x, w: jc.conv2d(x, w))
+    programs = {p: jax.export.export(conv, platforms=[p])(x, w).mlir_module() for p in ("cpu", "cuda", "tpu")}
+    assert picks[0] == "banded"  # the CPU rule, asked while tracing
+    assert "stablehlo.convolution" not in programs["cpu"]
+    assert "stablehlo.convolution" in programs["cuda"] and "stablehlo.convolution" in programs["tpu"]
+    here = jax.jit(conv).lower(x, w).as_text()  # lowered for this host's platform
+    assert ("stablehlo.convolution" in here) is (jax.default_backend() != "cpu")
 
 
 def test_auto_is_the_default_everywhere():

@@ -65,7 +65,6 @@ def test_auto_sends_lenet_layers_to_the_band_on_cpu(layout, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setitem(CONV_CORES, "banded", spy)
-    monkeypatch.setattr("jaxconv.conv.jax.default_backend", lambda: "cpu")
     model = LeNet(layout=layout)
     x = jnp.zeros((2, 1, 28, 28) if layout == "NCHW" else (2, 28, 28, 1))
     model.init(jax.random.key(0), x)

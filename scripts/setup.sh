@@ -1,13 +1,30 @@
 #!/usr/bin/env bash
 # Sets up jaxconv in ./.venv on a Debian/Ubuntu machine that has only Python.
-#   bash scripts/setup.sh         the library, its CLI and the Fashion-MNIST data
-#   bash scripts/setup.sh --dev   the same plus the test and lint tools
+#   bash scripts/setup.sh                  the library, its CLI and the Fashion-MNIST data
+#   bash scripts/setup.sh --dev            the same plus the test and lint tools
+#   bash scripts/setup.sh --cuda13         jax for NVIDIA GPUs with CUDA 13 (also --cuda12, --tpu);
+#                                          combinable: bash scripts/setup.sh --cuda13 --dev
 # Safe to run again: it reuses what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+wanted=()
+for arg in "$@"; do
+  case "$arg" in
+    --dev) wanted+=(dev) ;;
+    --cuda13) wanted+=(cuda13) ;;
+    --cuda12) wanted+=(cuda12) ;;
+    --tpu) wanted+=(tpu) ;;
+    *) echo "setup: unknown option $arg (use --dev, --cuda13, --cuda12, --tpu)" >&2; exit 2 ;;
+  esac
+done
+accelerators=$(printf '%s\n' "${wanted[@]:-}" | grep -c -E '^(cuda13|cuda12|tpu)$' || true)
+if [ "$accelerators" -gt 1 ]; then
+  echo "setup: choose one of --cuda13, --cuda12, --tpu" >&2
+  exit 2
+fi
 extras=""
-[ "${1:-}" = "--dev" ] && extras="[dev]"
+if [ "${#wanted[@]}" -gt 0 ]; then extras="[$(IFS=,; echo "${wanted[*]}")]"; fi
 
 sudo_cmd=""
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then sudo_cmd="sudo"; fi

@@ -46,8 +46,9 @@ def test_channels(tmp_path):
     assert n["multi_in"] == [[56.0, 72.0], [104.0, 120.0]]
     assert n["1x1_max_error"] < 1e-5
     assert n["flops_formula"] == 2 * 100 * 100 * 25 * 64 * 64
-    assert 0.9 < n["flops_hlo"] / n["flops_formula"] <= 1.0  # XLA skips the padded zeros
-    assert n["flops_hlo_winograd"] < 0.5 * n["flops_formula"]  # 64 products per 16 outputs, not 400
+    if jax.default_backend() == "cpu":  # XLA's CPU cost analysis (a GPU's counts cuDNN's calls otherwise)
+        assert 0.9 < n["flops_hlo"] / n["flops_formula"] <= 1.0  # XLA skips the padded zeros
+        assert n["flops_hlo_winograd"] < 0.5 * n["flops_formula"]  # 64 products per 16 outputs, not 400
     assert n["composition_kernel_size"] == 4 and n["composition_max_error"] < 1e-4
 
 

@@ -18,8 +18,6 @@ the ratio of the medians, and the median and middle half of their per-round valu
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxconv import host_memory, xla_options
+from jaxconv.bench import torch_peer
 from jaxconv.bench.layers import STANDARD_SHAPES, ConvShape
 from jaxconv.bench.memory_budget import available_memory, too_big
 from jaxconv.bench.rounds import paired_speedups, round_orders
@@ -92,28 +91,31 @@ def _jax_steps(
 
 
 def _torch_steps(shape: ConvShape) -> tuple[Callable, Callable, tuple]:
-    torch: Any = importlib.import_module("torch")  # the optional peer; not a dependency
-
-    x = torch.randn(shape.batch, shape.in_channels, shape.size, shape.size)
-    w = torch.randn(shape.out_channels, shape.in_channels, shape.kernel, shape.kernel)
+    """PyTorch's conv2d forward and forward+backward on JAX's device (:mod:`jaxconv.bench.torch_peer`)."""
+    torch, where = torch_peer.torch(), torch_peer.device()
+    x = torch.randn(shape.batch, shape.in_channels, shape.size, shape.size, device=where)
+    w = torch.randn(shape.out_channels, shape.in_channels, shape.kernel, shape.kernel, device=where)
     w /= np.sqrt(shape.in_channels * shape.kernel**2)
-    g = torch.randn(shape.batch, shape.out_channels, shape.output_size, shape.output_size)
+    g = torch.randn(shape.batch, shape.out_channels, shape.output_size, shape.output_size, device=where)
     conv = torch.nn.functional.conv2d
 
     def forward(x: Any, w: Any) -> Any:
         with torch.no_grad():
-            return conv(x, w, stride=shape.stride, padding=shape.padding)
+            y = conv(x, w, stride=shape.stride, padding=shape.padding)
+        torch_peer.synchronize(where)
+        return y
 
     def forward_backward(x: Any, w: Any) -> tuple:
         x, w = x.detach().requires_grad_(), w.detach().requires_grad_()
         conv(x, w, stride=shape.stride, padding=shape.padding).backward(g)
+        torch_peer.synchronize(where)
         return x.grad, w.grad
 
     return forward, forward_backward, (x, w)
 
 
 def torch_available() -> bool:
-    return importlib.util.find_spec("torch") is not None
+    return torch_peer.available()
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:

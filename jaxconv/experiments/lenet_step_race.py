@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxconv import host_memory
+from jaxconv.bench import torch_peer
 from jaxconv.bench.rounds import paired_speedups, round_orders
 from jaxconv.experiments.common import save
 from jaxconv.experiments.lenet_benchmark import torch_book_net
@@ -39,6 +40,7 @@ CONTESTANTS = {
     "jaxconv defaults, NNX model": TrainConfig(api="nnx"),
 }
 TORCH = "PyTorch (book's code)"
+TORCH_COMPILE = "PyTorch torch.compile"
 
 
 def _jax_runner(config: TrainConfig, data: FashionMNIST, batches: list[np.ndarray]) -> Callable[[], None]:
@@ -58,28 +60,31 @@ def _jax_runner(config: TrainConfig, data: FashionMNIST, batches: list[np.ndarra
     return run
 
 
-def _torch_runner(data: FashionMNIST, batches: list[np.ndarray]) -> Callable[[], None]:
-    """The same steps in PyTorch: the book's network, loss and SGD; the data as float tensors."""
-    import torch  # pyright: ignore[reportMissingImports] (an optional peer, not a dependency)
-    from torch import nn  # pyright: ignore[reportMissingImports]
-
-    net, loss_fn = torch_book_net(), nn.CrossEntropyLoss()
+def _torch_runner(
+    data: FashionMNIST, batches: list[np.ndarray], compiled: bool = False
+) -> Callable[[], None]:
+    """The same steps in PyTorch, on JAX's device (:mod:`jaxconv.bench.torch_peer`): the book's network,
+    loss and SGD, the data as float tensors; ``compiled``: the network through ``torch.compile``."""
+    torch, where = torch_peer.torch(), torch_peer.device()
+    net, loss_fn = torch_book_net().to(where), torch.nn.CrossEntropyLoss()
     opt = torch.optim.SGD(net.parameters(), lr=0.9)
-    x = torch.from_numpy(data.train_images[:, None].astype(np.float32) / 255.0)
-    y = torch.from_numpy(data.train_labels.astype(np.int64))
-    idx = [torch.from_numpy(b.astype(np.int64)) for b in batches]
+    model = torch.compile(net) if compiled else net
+    x = torch.from_numpy(data.train_images[:, None].astype(np.float32) / 255.0).to(where)
+    y = torch.from_numpy(data.train_labels.astype(np.int64)).to(where)
+    idx = [torch.from_numpy(b.astype(np.int64)).to(where) for b in batches]
 
     def run() -> None:
         for i in idx:
             opt.zero_grad()
-            loss_fn(net(x[i]), y[i]).backward()
+            loss_fn(model(x[i]), y[i]).backward()
             opt.step()
+        torch_peer.synchronize(where)
 
     return run
 
 
 def race(data: FashionMNIST, rounds: int = 12, steps: int = 30, batch_size: int = 256,
-         with_torch: bool = True, seed: int = 0) -> dict:  # fmt: skip
+         with_torch: bool = True, seed: int = 0, torch_compile: bool = False) -> dict:  # fmt: skip
     """Times every contestant for ``steps`` steps per round, interleaved over ``rounds`` rounds.
 
     Returns ``{"images_per_second": {name: median}, "round_seconds": {name: [...]},
@@ -101,6 +106,8 @@ def race(data: FashionMNIST, rounds: int = 12, steps: int = 30, batch_size: int 
     if with_torch:
         try:
             runners[TORCH] = _torch_runner(data, batches)
+            if torch_compile:
+                runners[TORCH_COMPILE] = _torch_runner(data, batches, compiled=True)
         except ImportError:
             print("torch is not installed: `pip install torch==2.13.0` adds the PyTorch column")
     for run in runners.values():  # warm-up: caches, thread pools, first-touch of the buffers
@@ -117,6 +124,8 @@ def race(data: FashionMNIST, rounds: int = 12, steps: int = 30, batch_size: int 
     pairs = {"defaults / plain XLA": (defaults, plain), "NNX / Linen (defaults)": (nnx, defaults)}
     if TORCH in per_second:
         pairs |= {"defaults / PyTorch": (defaults, TORCH), "plain XLA / PyTorch": (plain, TORCH)}
+    if TORCH_COMPILE in per_second:
+        pairs |= {"defaults / torch.compile": (defaults, TORCH_COMPILE)}
     ratios = {label: per_second[a] / per_second[b] for label, (a, b) in pairs.items()}
     # Each round times every contestant within a second or so: its ratio sees the machine in one state.
     round_ratios = {label: paired_speedups(seconds[b], seconds[a]) for label, (a, b) in pairs.items()}
@@ -134,9 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=30, help="training steps per contestant per round")
     parser.add_argument("--out", default="runs/lenet-step-race")
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--torch-compile", action="store_true", help="also race PyTorch's torch.compile")
     args = parser.parse_args(argv)
     host_memory.tune_from_env()
-    result = race(load_fashion_mnist(), args.rounds, args.steps, with_torch=not args.no_torch)
+    result = race(load_fashion_mnist(), args.rounds, args.steps, with_torch=not args.no_torch,
+                  torch_compile=args.torch_compile)  # fmt: skip
     result |= {
         "jax": jax.__version__,
         "devices": str(jax.devices()),

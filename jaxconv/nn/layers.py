@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -15,6 +16,35 @@ from jaxconv.shapes import Padding
 from jaxconv.transpose import conv_transpose2d
 
 Initializer = Callable[..., jax.Array]
+
+# The keyword options each layer passes through to its function, by the names both the Linen layers here
+# and the NNX ones (jaxconv.nnx) keep them under.
+CONV2D_OPTIONS = ("stride", "padding", "dilation", "groups", "padding_mode", "precision", "layout", "impl")
+CONV_TRANSPOSE2D_OPTIONS = (
+    "stride",
+    "padding",
+    "output_padding",
+    "dilation",
+    "groups",
+    "precision",
+    "layout",
+    "impl",
+)
+MAX_POOL2D_OPTIONS = ("stride", "padding", "dilation", "ceil_mode", "layout", "impl")
+AVG_POOL2D_OPTIONS = (
+    "stride",
+    "padding",
+    "count_include_pad",
+    "ceil_mode",
+    "divisor_override",
+    "layout",
+    "impl",
+)
+
+
+def options_of(layer: object, names: tuple[str, ...]) -> dict[str, Any]:
+    """The layer's hyper-parameters ``names`` as the keyword arguments of its jaxconv function."""
+    return {name: getattr(layer, name) for name in names}
 
 
 def default_kernel_init(layout: str) -> Initializer:
@@ -78,19 +108,8 @@ class Conv2D(nn.Module):
         bias = (
             self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
         )
-        return conv2d(
-            x,
-            kernel.astype(x.dtype),
-            None if bias is None else bias.astype(x.dtype),
-            stride=self.stride,
-            padding=self.padding,
-            dilation=self.dilation,
-            groups=self.groups,
-            padding_mode=self.padding_mode,
-            precision=self.precision,
-            layout=self.layout,
-            impl=self.impl,
-        )
+        bias = None if bias is None else bias.astype(x.dtype)
+        return conv2d(x, kernel.astype(x.dtype), bias, **options_of(self, CONV2D_OPTIONS))
 
 
 class ConvTranspose2D(nn.Module):
@@ -138,19 +157,8 @@ class ConvTranspose2D(nn.Module):
         bias = (
             self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
         )
-        return conv_transpose2d(
-            x,
-            kernel.astype(x.dtype),
-            None if bias is None else bias.astype(x.dtype),
-            stride=self.stride,
-            padding=self.padding,
-            output_padding=self.output_padding,
-            dilation=self.dilation,
-            groups=self.groups,
-            precision=self.precision,
-            layout=self.layout,
-            impl=self.impl,
-        )
+        bias = None if bias is None else bias.astype(x.dtype)
+        return conv_transpose2d(x, kernel.astype(x.dtype), bias, **options_of(self, CONV_TRANSPOSE2D_OPTIONS))
 
 
 class MaxPool2D(nn.Module):
@@ -165,10 +173,7 @@ class MaxPool2D(nn.Module):
     layout: str = "NCHW"
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return max_pool2d(
-            x, self.kernel_size, stride=self.stride, padding=self.padding, dilation=self.dilation,
-            ceil_mode=self.ceil_mode, layout=self.layout, impl=self.impl,
-        )  # fmt: skip
+        return max_pool2d(x, self.kernel_size, **options_of(self, MAX_POOL2D_OPTIONS))
 
 
 class AvgPool2D(nn.Module):
@@ -184,14 +189,4 @@ class AvgPool2D(nn.Module):
     layout: str = "NCHW"
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return avg_pool2d(
-            x,
-            self.kernel_size,
-            stride=self.stride,
-            padding=self.padding,
-            count_include_pad=self.count_include_pad,
-            ceil_mode=self.ceil_mode,
-            divisor_override=self.divisor_override,
-            layout=self.layout,
-            impl=self.impl,
-        )
+        return avg_pool2d(x, self.kernel_size, **options_of(self, AVG_POOL2D_OPTIONS))

@@ -13,7 +13,16 @@ from flax import nnx
 
 from jaxconv._checks import Pair, check_int, to_pair
 from jaxconv.conv import conv2d
-from jaxconv.nn.layers import Initializer, default_kernel_init, default_transpose_kernel_init
+from jaxconv.nn.layers import (
+    AVG_POOL2D_OPTIONS,
+    CONV2D_OPTIONS,
+    CONV_TRANSPOSE2D_OPTIONS,
+    MAX_POOL2D_OPTIONS,
+    Initializer,
+    default_kernel_init,
+    default_transpose_kernel_init,
+    options_of,
+)
 from jaxconv.pool import avg_pool2d, max_pool2d
 from jaxconv.shapes import Padding
 from jaxconv.transpose import conv_transpose2d
@@ -79,19 +88,8 @@ class Conv2D(nnx.Module):
         self.padding_mode, self.precision, self.impl, self.layout = padding_mode, precision, impl, layout
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return conv2d(
-            x,
-            self.kernel[...].astype(x.dtype),
-            None if self.bias is None else self.bias[...].astype(x.dtype),
-            stride=self.stride,
-            padding=self.padding,
-            dilation=self.dilation,
-            groups=self.groups,
-            padding_mode=self.padding_mode,
-            precision=self.precision,
-            layout=self.layout,
-            impl=self.impl,
-        )
+        bias = None if self.bias is None else self.bias[...].astype(x.dtype)
+        return conv2d(x, self.kernel[...].astype(x.dtype), bias, **options_of(self, CONV2D_OPTIONS))
 
 
 class ConvTranspose2D(nnx.Module):
@@ -139,19 +137,9 @@ class ConvTranspose2D(nnx.Module):
         )
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return conv_transpose2d(
-            x,
-            self.kernel[...].astype(x.dtype),
-            None if self.bias is None else self.bias[...].astype(x.dtype),
-            stride=self.stride,
-            padding=self.padding,
-            output_padding=self.output_padding,
-            dilation=self.dilation,
-            groups=self.groups,
-            precision=self.precision,
-            layout=self.layout,
-            impl=self.impl,
-        )
+        bias = None if self.bias is None else self.bias[...].astype(x.dtype)
+        kernel = self.kernel[...].astype(x.dtype)
+        return conv_transpose2d(x, kernel, bias, **options_of(self, CONV_TRANSPOSE2D_OPTIONS))
 
 
 class MaxPool2D(nnx.Module):
@@ -165,10 +153,7 @@ class MaxPool2D(nnx.Module):
         self.ceil_mode, self.impl, self.layout = ceil_mode, impl, layout
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return max_pool2d(
-            x, self.kernel_size, stride=self.stride, padding=self.padding, dilation=self.dilation,
-            ceil_mode=self.ceil_mode, layout=self.layout, impl=self.impl,
-        )  # fmt: skip
+        return max_pool2d(x, self.kernel_size, **options_of(self, MAX_POOL2D_OPTIONS))
 
 
 class AvgPool2D(nnx.Module):
@@ -188,8 +173,4 @@ class AvgPool2D(nnx.Module):
         self.impl, self.layout = impl, layout
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return avg_pool2d(
-            x, self.kernel_size, stride=self.stride, padding=self.padding,
-            count_include_pad=self.count_include_pad, ceil_mode=self.ceil_mode,
-            divisor_override=self.divisor_override, layout=self.layout, impl=self.impl,
-        )  # fmt: skip
+        return avg_pool2d(x, self.kernel_size, **options_of(self, AVG_POOL2D_OPTIONS))

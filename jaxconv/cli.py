@@ -47,6 +47,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="output folder (default runs/lenet-VARIANT)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.msgpack")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--steps-per-dispatch", type=int, default=d.steps_per_dispatch,
+                   help="training steps per dispatch (a lax.scan; for accelerators)")  # fmt: skip
     p.add_argument("--xla-defaults", action="store_true",
                    help="compile the steps with XLA's default options, not jaxconv's CPU ones")  # fmt: skip
     dist = p.add_argument_group("scale-out", "data parallelism over devices and hosts (see README)")

@@ -150,6 +150,7 @@ def test_lenet_step_race_interleaves_every_contestant(tmp_path):
         "jaxconv defaults (auto, NHWC)": jc.xla_options.compiler_options(fuse_elementwise=False),
         "jaxconv plain XLA (xla, NCHW)": {},
         "jaxconv defaults, NNX model": jc.xla_options.compiler_options(fuse_elementwise=False),
+        "jaxconv defaults, 10 steps per dispatch": jc.xla_options.compiler_options(fuse_elementwise=False),
     }
     assert r["ratios"]["NNX / Linen (defaults)"] == pytest.approx(
         r["images_per_second"]["jaxconv defaults, NNX model"]

@@ -9,7 +9,7 @@ SGD 0.9); the medians over rounds and their ratios are reported, and drift hits 
 alike. Each ratio is also taken round by round, within seconds, and its median and middle half
 across the rounds are printed: how far the host's state of the moment moves it. The order changes
 each round so that each contestant runs after every other equally often
-(:func:`jaxconv.bench.rounds.round_orders`; 4 rounds balance 4 contestants, 6 balance 3): a JAX step right after
+(:func:`jaxconv.bench.rounds.round_orders`; n rounds balance an even number n of contestants, 2n an odd one): a JAX step right after
 PyTorch's runs slower. Compilation happens before the first round. PyTorch runs when
 ``torch`` is importable (``pip install torch==2.13.0``).
 """
@@ -33,11 +33,14 @@ from jaxconv.experiments.common import save
 from jaxconv.experiments.lenet_benchmark import torch_book_net
 from jaxconv.train import TrainConfig, create_train_state, step_compiler_options, steps_for
 from jaxconv.train.data import FashionMNIST, load_fashion_mnist
+from jaxconv.train.loop import dispatches
+from jaxconv.train.steps import multi_step_for
 
 CONTESTANTS = {
     "jaxconv defaults (auto, NHWC)": TrainConfig(),
     "jaxconv plain XLA (xla, NCHW)": TrainConfig(impl="xla", layout="NCHW", cpu_compiler_options=False),
     "jaxconv defaults, NNX model": TrainConfig(api="nnx"),
+    "jaxconv defaults, 10 steps per dispatch": TrainConfig(steps_per_dispatch=10),
 }
 TORCH = "PyTorch (book's code)"
 TORCH_COMPILE = "PyTorch torch.compile"
@@ -46,15 +49,19 @@ TORCH_COMPILE = "PyTorch torch.compile"
 def _jax_runner(config: TrainConfig, data: FashionMNIST, batches: list[np.ndarray]) -> Callable[[], None]:
     """A callable that trains ``len(batches)`` steps (state carried across calls) and blocks."""
     images, labels = jnp.asarray(data.train_images), jnp.asarray(data.train_labels.astype(np.int32))
-    idx = [jnp.asarray(b) for b in batches]
+    # config.steps_per_dispatch batches at a time as one scan, the rest one by one (as training does)
+    idx = [jnp.asarray(b) for b in dispatches(iter(batches), len(batches[0]), config.steps_per_dispatch)]
     state = create_train_state(config, len(batches))
-    step = steps_for(config)[0].lower(state, images, labels, idx[0]).compile()
+    single, several = steps_for(config)[0], multi_step_for(config)
+    compiled = {
+        i.shape: (several if i.ndim == 2 else single).lower(state, images, labels, i).compile() for i in idx
+    }
     box = [state]
 
     def run() -> None:
         s = box[0]
         for i in idx:
-            s, _ = step(s, images, labels, i)
+            s, _ = compiled[i.shape](s, images, labels, i)
         box[0] = jax.block_until_ready(s)
 
     return run
@@ -120,8 +127,9 @@ def race(data: FashionMNIST, rounds: int = 12, steps: int = 30, batch_size: int 
             runners[name]()
             seconds[name].append(time.perf_counter() - start)
     per_second = {name: steps * batch_size / statistics.median(s) for name, s in seconds.items()}
-    defaults, plain, nnx = names[0], names[1], names[2]
-    pairs = {"defaults / plain XLA": (defaults, plain), "NNX / Linen (defaults)": (nnx, defaults)}
+    defaults, plain, nnx, scanned = names[:4]
+    pairs = {"defaults / plain XLA": (defaults, plain), "NNX / Linen (defaults)": (nnx, defaults),
+             "10 steps per dispatch / 1 (defaults)": (scanned, defaults)}  # fmt: skip
     if TORCH in per_second:
         pairs |= {"defaults / PyTorch": (defaults, TORCH), "plain XLA / PyTorch": (plain, TORCH)}
     if TORCH_COMPILE in per_second:

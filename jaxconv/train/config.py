@@ -24,7 +24,7 @@ APIS = ("linen", "nnx")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 # Fields that may change between a run and its resumption.
-RESUMABLE = ("epochs", "resume", "progress", "data_dir", "out", "devices")
+RESUMABLE = ("epochs", "resume", "progress", "data_dir", "out", "devices", "steps_per_dispatch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,13 +57,16 @@ class TrainConfig:
     # The steps compiled with jaxconv's XLA options on CPU (xla_options.CPU_OPTIONS_SEPARATE_DOTS);
     # False: XLA's defaults, as a plain Flax script gets.
     cpu_compiler_options: bool = True
+    # Training steps per dispatch: >1 runs that many full batches as one lax.scan, the same steps with
+    # less launch overhead per step (meant for accelerators, where a LeNet step is microseconds).
+    steps_per_dispatch: int = 1
 
     def __post_init__(self) -> None:
         for name, choices in (("variant", VARIANTS), ("impl", IMPL_CHOICES), ("layout", LAYOUTS),
                               ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("api", APIS)):  # fmt: skip
             if getattr(self, name) not in choices:
                 raise ValueError(f"TrainConfig: {name} must be one of {choices}, got {getattr(self, name)!r}")
-        for name in ("epochs", "batch_size", "eval_batch_size"):
+        for name in ("epochs", "batch_size", "eval_batch_size", "steps_per_dispatch"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig: {name} must be an int >= 1, got {getattr(self, name)!r}")
         for name in ("limit_train", "limit_test", "devices"):

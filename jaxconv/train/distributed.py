@@ -106,6 +106,17 @@ def put_replicated(array: np.ndarray, mesh: Mesh) -> jax.Array:
     return jax.make_array_from_callback(array.shape, replicated(mesh), lambda index: array[index])
 
 
+def batches_sharding(mesh: Mesh) -> NamedSharding:
+    """Several batches ``(steps, B, ...)``: each batch's axis (the second) split over the mesh."""
+    return NamedSharding(mesh, P(None, BATCH))
+
+
+def put_batches(array: np.ndarray, mesh: Mesh) -> jax.Array:
+    """A host array of several global batches ``(steps, B, ...)``, each split over the mesh as
+    :func:`put_batch` splits one."""
+    return jax.make_array_from_callback(array.shape, batches_sharding(mesh), lambda index: array[index])
+
+
 def put_batch(array: np.ndarray, mesh: Mesh) -> jax.Array:
     """A host array of the *global* batch, split over the mesh by its leading axis.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from jaxconv.train import checkpoint, distributed
 from jaxconv.train.config import RESUMABLE, TrainConfig
 from jaxconv.train.curves import plot_history
 from jaxconv.train.data import FashionMNIST, batch_indices, load_fashion_mnist
-from jaxconv.train.steps import TrainState, create_train_state, eval_step_at, steps_for
+from jaxconv.train.steps import TrainState, create_train_state, eval_step_at, multi_step_for, steps_for
 
 CHECK_EVERY = 50  # steps between checks for a diverged (NaN/inf) loss
 
@@ -31,7 +32,10 @@ class DivergenceError(RuntimeError):
 
 
 def _summed(metrics: list[dict[str, jax.Array]]) -> dict[str, float]:
-    total = jax.device_get(jax.tree.map(lambda *m: jnp.stack(m).sum(), *metrics))
+    """Loss and accuracy over steps' metrics (each a step's scalars, or several steps' stacked)."""
+    total = jax.device_get(
+        jax.tree.map(lambda *m: jnp.concatenate([jnp.ravel(v) for v in m]).sum(), *metrics)
+    )
     return {
         "loss": float(total["loss_sum"] / total["count"]),
         "acc": float(total["correct"] / total["count"]),
@@ -62,7 +66,7 @@ def _mesh_of(state: TrainState) -> jax.sharding.Mesh:
 
 def _check_finite(losses: list[jax.Array], epoch: int, first_step: int, out: Path, last_good: int) -> None:
     """Raises DivergenceError naming the first non-finite batch loss of this epoch, if any."""
-    values = np.asarray(jax.device_get(losses))
+    values = np.concatenate([np.ravel(v) for v in jax.device_get(losses)])
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         batch = int(bad[0]) + 1
@@ -98,6 +102,26 @@ def _compile(state: TrainState, train: tuple[jax.Array, jax.Array], test: tuple[
     for low in lowered:
         low.compile()
     return time.perf_counter() - start
+
+
+def dispatches(batches: Iterator[np.ndarray], batch_size: int, steps: int) -> Iterator[np.ndarray]:
+    """The epoch's batches as dispatched: ``steps`` full batches at a time stacked ``(steps, B)``, the
+    rest (fewer full ones, the smaller last) one at a time ``(B,)``, in the epoch's order."""
+    if steps == 1:
+        yield from batches
+        return
+    pending: list[np.ndarray] = []
+    for idx in batches:
+        if len(idx) == batch_size:
+            pending.append(idx)
+            if len(pending) == steps:
+                yield np.stack(pending)
+                pending = []
+            continue
+        yield from pending
+        pending = []
+        yield idx
+    yield from pending
 
 
 def train_and_evaluate(config: TrainConfig, data: FashionMNIST | None = None) -> list[dict]:
@@ -148,21 +172,36 @@ def train_and_evaluate(config: TrainConfig, data: FashionMNIST | None = None) ->
             print(line, flush=True)
 
     train_step_fn, eval_step_fn = steps_for(config)
+    multi_step_fn, k = multi_step_for(config), config.steps_per_dispatch
     compile_seconds = _compile(state, (train_x, train_y), (test_x, test_y), config.batch_size,
                                config.eval_batch_size, (train_step_fn, eval_step_fn))  # fmt: skip
+    if k > 1 and n_train // config.batch_size >= k:
+        start = time.perf_counter()
+        several = jax.ShapeDtypeStruct(
+            (k, config.batch_size), jnp.int32, sharding=distributed.batches_sharding(mesh)
+        )
+        multi_step_fn.lower(state, train_x, train_y, several).compile()
+        compile_seconds += time.perf_counter() - start
     say(f"compiled train and eval steps in {compile_seconds:.2f} s on {mesh.size} device(s)")
     for epoch in range(done + 1, config.epochs + 1):
         start, first_step = time.perf_counter(), int(state.step)
         metrics = []
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", leave=False, unit="step",
                    disable=not (config.progress and main))  # fmt: skip
-        for i, idx in enumerate(batch_indices(n_train, config.batch_size, config.seed, epoch), start=1):
-            state, m = train_step_fn(
-                state, train_x, train_y, distributed.put_batch(idx.astype(np.int32), mesh)
-            )
+        taken = 0
+        batches = batch_indices(n_train, config.batch_size, config.seed, epoch)
+        for idx in dispatches(batches, config.batch_size, k):
+            idx = idx.astype(np.int32)
+            if idx.ndim == 2:
+                state, m = multi_step_fn(state, train_x, train_y, distributed.put_batches(idx, mesh))
+            else:
+                state, m = train_step_fn(state, train_x, train_y, distributed.put_batch(idx, mesh))
             metrics.append(m)
-            bar.update()
-            if i % CHECK_EVERY == 0 or i == steps_per_epoch:  # a device sync, so not every step
+            steps = idx.shape[0] if idx.ndim == 2 else 1
+            bar.update(steps)
+            taken += steps
+            # a device sync, so not every step
+            if taken // CHECK_EVERY > (taken - steps) // CHECK_EVERY or taken == steps_per_epoch:
                 _check_finite([m["loss_sum"] for m in metrics], epoch, first_step, out, done)
         bar.close()
         train = _summed(metrics)

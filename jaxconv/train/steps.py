@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 from flax.training import train_state
+from jax import lax
 
 from jaxconv import xla_options
 from jaxconv.train.config import TrainConfig, make_optimizer
@@ -106,15 +107,31 @@ def _eval_step_at(
     return eval_step(state, (images[idx], labels[idx]))
 
 
+def _train_steps_at(
+    state: TrainState, images: jax.Array, labels: jax.Array, idx: jax.Array
+) -> tuple[TrainState, dict]:
+    """:func:`train_step` on each row of ``idx (steps, B)`` in turn, one ``lax.scan`` in one dispatch;
+    the metrics stacked ``(steps,)``. The same steps as ``steps`` calls of :func:`_train_step_at`."""
+    return lax.scan(lambda s, i: _train_step_at(s, images, labels, i), state, idx)
+
+
 # Compiled with jaxconv's XLA options (xla_options) or with XLA's defaults: steps_for(config) picks.
 train_step_at = _step_jit(_train_step_at)
 eval_step_at = _step_jit(_eval_step_at)
+train_steps_at = _step_jit(_train_steps_at)
 _PLAIN_STEPS = (jax.jit(_train_step_at), jax.jit(_eval_step_at))
+_PLAIN_MULTI_STEP = jax.jit(_train_steps_at)
 
 
 def steps_for(config: TrainConfig) -> tuple[Any, Any]:
     """``(train_step_at, eval_step_at)`` as ``config.cpu_compiler_options`` compiles them."""
     return (train_step_at, eval_step_at) if config.cpu_compiler_options else _PLAIN_STEPS
+
+
+def multi_step_for(config: TrainConfig) -> Any:
+    """``train_steps_at``, several training steps per dispatch, as ``config.cpu_compiler_options``
+    compiles it (for ``config.steps_per_dispatch > 1``)."""
+    return train_steps_at if config.cpu_compiler_options else _PLAIN_MULTI_STEP
 
 
 def step_compiler_options(config: TrainConfig) -> dict[str, str]:

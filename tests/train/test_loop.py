@@ -69,6 +69,33 @@ def test_the_nnx_model_trains_as_the_linen_one_from_the_same_seed(tiny_fashion, 
     assert saved["config"]["api"] == "nnx" and (tmp_path / "nnx" / "curves.png").exists()
 
 
+@pytest.mark.parametrize(("options", "k"), [(dict(), 3), (BN_SGD, 2)])
+def test_several_steps_per_dispatch_are_the_same_steps(tiny_fashion, tmp_path, options, k):
+    # 600 images in batches of 128: 4 full batches and one of 88, dispatched as (k, 128) scans and singles
+    base = dict(data_dir=str(tiny_fashion), epochs=2, **TINY, **options)
+    one = train_and_evaluate(TrainConfig(out=str(tmp_path / "one"), **base))
+    several = train_and_evaluate(TrainConfig(out=str(tmp_path / "several"), steps_per_dispatch=k, **base))
+    for a, b in zip(one, several, strict=True):
+        for key in ("train_loss", "test_loss", "train_acc", "test_acc"):
+            np.testing.assert_allclose(b[key], a[key], rtol=1e-6, err_msg=key)
+    a = checkpoint.load(tmp_path / "one" / "checkpoint.msgpack", None)[0]
+    b = checkpoint.load(tmp_path / "several" / "checkpoint.msgpack", None)[0]
+    assert int(a["step"]) == int(b["step"]) == 10
+    for x, y in zip(jax.tree.leaves(a["params"]), jax.tree.leaves(b["params"]), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_dispatches_keep_the_epochs_order():
+    from jaxconv.train.loop import dispatches
+
+    batches = [np.arange(i * 4, i * 4 + 4) for i in range(5)] + [np.arange(20, 22)]
+    got = list(dispatches(iter(batches), 4, 2))
+    assert [g.shape for g in got] == [(2, 4), (2, 4), (4,), (2,)]
+    np.testing.assert_array_equal(np.concatenate([g.ravel() for g in got]), np.arange(22))
+    with pytest.raises(ValueError, match="steps_per_dispatch must be an int >= 1, got 0"):
+        TrainConfig(steps_per_dispatch=0)
+
+
 def test_resume_refuses_a_different_config(tiny_fashion, tmp_path):
     base = dict(data_dir=str(tiny_fashion), out=str(tmp_path / "r"), **TINY)
     train_and_evaluate(TrainConfig(epochs=1, **base))

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Builds the documentation into docs/_build/html, every notebook page executed, warnings as errors.
+#   bash scripts/setup.sh --dev && bash scripts/docs.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export JAXCONV_TUNE_MALLOC=0 MPLBACKEND=Agg
+.venv/bin/python -m sphinx -W --keep-going -b html docs docs/_build/html
+echo "docs: built docs/_build/html/index.html"

@@ -1,5 +1,7 @@
 """Sphinx configuration: the jaxconv documentation, MyST-NB notebooks executed at build time."""
 
+from pathlib import Path
+
 project = "jaxconv"
 author = "the jaxconv developers"
 extensions = [
@@ -9,7 +11,7 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
 ]
-exclude_patterns = ["_build", "gallery", "jupyter_execute", "**.ipynb_checkpoints"]
+exclude_patterns = ["_build", "_notebooks", "gallery", "jupyter_execute", "**.ipynb_checkpoints"]
 html_theme = "sphinx_book_theme"
 html_title = "jaxconv"
 html_theme_options = {"show_toc_level": 2}
@@ -23,3 +25,20 @@ autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "undoc-members": False}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
+
+
+def _write_notebooks(app) -> None:
+    """Each notebook page as an ``.ipynb`` in ``_notebooks/`` (what its download link offers), by jupytext."""
+    import jupytext
+
+    src = Path(app.srcdir)
+    for page in sorted(src.glob("*/*.md")) + sorted(src.glob("*.md")):
+        if "_notebooks" in page.parts or "kernelspec:" not in page.read_text().split("\n---", 1)[0]:
+            continue
+        target = src / "_notebooks" / page.relative_to(src).with_suffix(".ipynb")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        jupytext.write(jupytext.read(page), target)
+
+
+def setup(app) -> None:
+    app.connect("builder-inited", _write_notebooks)

@@ -22,8 +22,7 @@ import jax
 from jax import lax
 
 from jaxconv._checks import PadPairs, Pair, Precision
-from jaxconv.impls import auto, band, manual, taps, winograd, xla
-from jaxconv.impls.common import valid_output_hw
+from jaxconv.impls import auto, band, common, manual, taps, winograd, xla
 from jaxconv.layout import spatial_of, weight_dims
 
 ConvCore = Callable[..., jax.Array]
@@ -90,7 +89,7 @@ def conv(
     (h, wd), c = spatial_of(x.shape, layout), x.shape[1 if layout == "NCHW" else 3]
     o, _, kernel = weight_dims(w.shape, layout)
     padded = (h + pads[0][0] + pads[0][1], wd + pads[1][0] + pads[1][1])
-    output_hw = valid_output_hw(padded, kernel, stride, dilation)
+    output_hw = common.valid_output_hw(padded, kernel, stride, dilation)
 
     def rule(backend: str) -> str:
         return auto.conv_impl(

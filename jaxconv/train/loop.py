@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import TqdmExperimentalWarning, TqdmWarning
+
+with warnings.catch_warnings():
+    # In a notebook without ipywidgets, tqdm.auto warns and falls back to the text bar; the text bar is fine.
+    warnings.simplefilter("ignore", (TqdmWarning, TqdmExperimentalWarning))
+    from tqdm.auto import tqdm
 
 from jaxconv.train import checkpoint, distributed
 from jaxconv.train.config import RESUMABLE, TrainConfig

@@ -51,7 +51,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="training steps per dispatch (a lax.scan; for accelerators)")  # fmt: skip
     p.add_argument("--xla-defaults", action="store_true",
                    help="compile the steps with XLA's default options, not jaxconv's CPU ones")  # fmt: skip
-    dist = p.add_argument_group("scale-out", "data parallelism over devices and hosts (see README)")
+    dist = p.add_argument_group("scale-out", "data parallelism over devices and hosts; docs/guide/scaling.md")
     dist.add_argument("--devices", type=int, default=None,
                       help="train data-parallel over this many devices (default: all JAX sees)")  # fmt: skip
     dist.add_argument("--coordinator", default=None, metavar="HOST:PORT",

@@ -13,8 +13,8 @@ another order).
 
 Given a dot, YNNPACK also takes the elementwise ops around it (a bias, an activation, Winograd's
 output transform) into the same fusion. :data:`CPU_OPTIONS_SEPARATE_DOTS` hands it each dot alone
-and leaves the elementwise work to XLA's own loops. Neither is faster everywhere (README, "LeNet
-and training"; one process, Williams-order rounds, 2026-11-25):
+and leaves the elementwise work to XLA's own loops. Neither is faster everywhere (docs/guide/training.md;
+one process, Williams-order rounds, 2026-11-25):
 
 - LeNet's training step, separate dots against fused: 1.03-1.16x, median 1.05x (the book's recipe,
   seven races of 12-20 rounds), 1.09x in NCHW, 1.05x for the modern recipe with batch norm, 1.00x

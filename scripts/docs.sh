@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export JAXCONV_TUNE_MALLOC=0 MPLBACKEND=Agg
-.venv/bin/python -m sphinx -W --keep-going -b html docs docs/_build/html
+# -E -a: a fresh build (every page executes anyway), so no page keeps a stale sidebar.
+.venv/bin/python -m sphinx -E -a -W --keep-going -b html docs docs/_build/html
 echo "docs: built docs/_build/html/index.html"

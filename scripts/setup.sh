@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up jaxconv in ./.venv on a Debian/Ubuntu machine that has only Python.
 #   bash scripts/setup.sh                  the library, its CLI and the Fashion-MNIST data
-#   bash scripts/setup.sh --dev            the same plus the test and lint tools
+#   bash scripts/setup.sh --dev            the same plus the test, lint and docs tools, and Debian's
+#                                          chromium (the docs' browser check)
 #   bash scripts/setup.sh --cuda13         jax for NVIDIA GPUs with CUDA 13 (also --cuda12, --tpu);
 #                                          combinable: bash scripts/setup.sh --cuda13 --dev
 # Safe to run again: it reuses what is already there.
@@ -50,5 +51,10 @@ fi
 if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   apt_install dataset-fashion-mnist \
     || echo "setup: dataset-fashion-mnist not installed; 'jaxconv train' will download the data or take --data-dir"
+fi
+# The docs' browser check (scripts/check_docs_in_browser.py) renders pages in a real headless browser.
+if [[ " ${wanted[*]:-} " == *" dev "* ]] && ! command -v chromium >/dev/null 2>&1 \
+   && ! command -v chromium-browser >/dev/null 2>&1; then
+  apt_install chromium || echo "setup: chromium not installed; the docs' browser check and its tests will skip"
 fi
 echo "setup: ready (.venv/bin/jaxconv)"

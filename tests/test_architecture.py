@@ -1,6 +1,6 @@
 """The package's layout: layers that import only downwards, no cycle, and the lax calls in one wing.
 
-The layers, bottom up (README, "Layout"); a module may import from its own layer or any below it:
+The layers, bottom up (docs/guide/development.md, "Layout"); a module may import from its own layer or any below it:
 """
 
 import ast

@@ -1,7 +1,7 @@
 """``impl="auto"``: which convolution and pooling implementation runs for a shape on a backend.
 
 The rule summarises ``jaxconv bench`` (forward+backward, the training case) and LeNet training
-steps measured on a 2-core AVX-512 CPU (jax 0.10.2; tables in the README and docs/performance.md):
+steps measured on a 2-core AVX-512 CPU (jax 0.10.2; tables in docs/guide/race.md and docs/performance.md):
 
 * GPU and TPU: ``xla`` (cuDNN and the TPU convolution emitter are what hand-written code competes
   with there). Grouped convolutions everywhere: ``xla`` (not measured).

@@ -93,7 +93,7 @@ def _exp_fusion_shapes(hlo: str) -> list[str]:
 def test_bias_and_sigmoid_fuse_over_rows_of_channels(impl):
     # LeNet's conv2 block in NHWC, differentiated as in training: the bias is added to the
     # (N*OH*OW, O) view, so XLA's loop fusion of bias and sigmoid runs over those 2-D rows, whose exp
-    # it vectorizes (common.finish; README).
+    # it vectorizes (common.finish; docs/guide/training.md).
     x = jax.random.normal(jax.random.key(0), (2, 14, 14, 6))
     w = jax.random.normal(jax.random.key(1), (5, 5, 6, 16)) * 0.2
     b = jax.random.normal(jax.random.key(2), (16,))

@@ -2,8 +2,9 @@
 
 ``import jaxconv as jc``; every op takes ``impl="auto"`` (default: the fastest for the shape and
 backend), ``"xla"`` (XLA's fused op), ``"manual"`` (the book's definition, vmapped by hand),
-``"im2col"``, ``"shift_add"``, ``"banded"`` (hand-written, built on the kernel's taps and rows) or
-``"winograd"`` (Winograd's minimal filtering, fewer multiplications).
+``"im2col"``, ``"shift_add"``, ``"banded"`` (hand-written, built on the kernel's taps and rows),
+``"winograd"`` (Winograd's minimal filtering, fewer multiplications) or ``"pallas"`` (a Pallas
+kernel for TPUs and GPUs, interpreted on CPU).
 """
 
 from jaxconv import convert as convert

@@ -61,9 +61,11 @@ def conv2d(
         ``"xla"`` (``lax.conv_general_dilated``), ``"manual"`` (the book's vmapped definition),
         ``"im2col"`` (patches times kernel, one matmul), ``"shift_add"`` (one matmul per
         kernel tap), ``"banded"`` (stacked input rows times the kernel's band matrix; see
-        :mod:`jaxconv.impls.band`) or ``"winograd"`` (Winograd's ``F(4, r)`` tiles, 4-6x fewer
-        multiplications; see :mod:`jaxconv.impls.winograd`). All give the same numbers up to rounding
-        (winograd's transforms add up to ~1e-5 relative error in float32).
+        :mod:`jaxconv.impls.band`), ``"winograd"`` (Winograd's ``F(4, r)`` tiles, 4-6x fewer
+        multiplications; see :mod:`jaxconv.impls.winograd`) or ``"pallas"`` (a Pallas kernel, its
+        backward passes kernels too; on CPU in Pallas's interpreter, reverse-mode gradients only;
+        see :mod:`jaxconv.impls.pallas`). All give the same numbers up to rounding (winograd's
+        transforms add up to ~1e-5 relative error in float32).
 
     Returns:
       ``(N, O, OH, OW)`` (or the layout's equivalent, unbatched if ``x`` was), with

@@ -138,7 +138,8 @@ def conv_general_dilated(
       precision: None, a ``lax.Precision`` or its name, or a pair of one precision.
       preferred_element_type: None (the input dtype) or a floating dtype for the result.
       impl: ``"auto"`` (default), ``"xla"`` (``lax.conv_general_dilated`` itself), ``"manual"``,
-        ``"im2col"``, ``"shift_add"``, ``"banded"`` or ``"winograd"``, as :func:`jaxconv.conv2d`.
+        ``"im2col"``, ``"shift_add"``, ``"banded"``, ``"winograd"`` or ``"pallas"``, as
+        :func:`jaxconv.conv2d`.
 
     With ``impl="auto"``, what jaxconv's cores do not do runs through lax unchanged: 1-D and 3-D
     convolutions, ``batch_group_count != 1``, integer dtypes, pairs of unequal precisions or dot

@@ -45,7 +45,8 @@ def corr2d(X: jax.Array, K: jax.Array, *, impl: str = "auto") -> jax.Array:
       X: input ``(H, W)``, floating point.
       K: kernel ``(kh, kw)``, same dtype.
       impl: ``"auto"`` (default), ``"xla"`` (``lax.conv_general_dilated``), ``"manual"`` (the
-        vmapped definition), ``"im2col"``, ``"shift_add"``, ``"banded"`` or ``"winograd"``; as
+        vmapped definition), ``"im2col"``, ``"shift_add"``, ``"banded"``, ``"winograd"`` or
+        ``"pallas"``; as
         :func:`jaxconv.conv2d`.
 
     Returns:

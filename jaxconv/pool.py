@@ -176,8 +176,8 @@ def max_pool2d(
       layout: ``"NCHW"`` or ``"NHWC"``.
       impl: ``"auto"`` (default, see :mod:`jaxconv.impls.auto`), ``"xla"`` (``lax.reduce_window``),
         ``"manual"`` (the book's vmapped definition), ``"im2col"`` (stacked window taps reduced
-        once) or ``"shift_add"`` (a running max/sum over the taps); ``"banded"`` and
-        ``"winograd"``, convolution forms, pool as ``"shift_add"``.
+        once) or ``"shift_add"`` (a running max/sum over the taps); ``"banded"``, ``"winograd"``
+        and ``"pallas"``, convolution forms, pool as ``"shift_add"``.
 
     Returns:
       ``(N, C, OH, OW)`` in the input's layout, ``(OH, OW) = pool_output_shape(...)``; with

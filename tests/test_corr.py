@@ -119,6 +119,6 @@ def test_integer_input_is_refused():
 def test_unknown_impl_is_refused():
     with pytest.raises(
         ValueError,
-        match=r"corr2d: impl must be one of \('auto', 'xla', 'manual', 'im2col', 'shift_add', 'banded', 'winograd'\), got 'fast'",
+        match=r"corr2d: impl must be one of \('auto', 'xla', 'manual', 'im2col', 'shift_add', 'banded', 'winograd', 'pallas'\), got 'fast'",
     ):
         jc.corr2d(X3, K2, impl="fast")

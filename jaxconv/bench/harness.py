@@ -33,6 +33,7 @@ from jaxconv.bench.layers import STANDARD_SHAPES, ConvShape
 from jaxconv.bench.memory_budget import available_memory, too_big
 from jaxconv.bench.rounds import paired_speedups, round_orders
 from jaxconv.conv import conv2d
+from jaxconv.impls import INTERPRETED_ON_CPU
 from jaxconv.impls.auto import conv_impl
 
 # (label, impl, layout): the contestants. "auto" is timed as whatever it picks.
@@ -44,6 +45,7 @@ CANDIDATES = (
     ("shift_add NHWC", "shift_add", "NHWC"),
     ("banded NHWC", "banded", "NHWC"),
     ("winograd NHWC", "winograd", "NHWC"),
+    ("pallas NHWC", "pallas", "NHWC"),
     ("auto NCHW", "auto", "NCHW"),
 )
 TORCH = "torch NCHW"
@@ -243,9 +245,11 @@ def run(shapes: Sequence[ConvShape] = STANDARD_SHAPES, impls: Sequence[str] | No
         free_memory: Callable[[], int | None] = available_memory, cpu_compiler_options: bool = True,
         ) -> dict:  # fmt: skip
     """Benchmarks ``shapes``; returns ``{"device", "matmul_gflops", "glibc_malloc_tuned",
-    "compiler_options", "rows", "skipped"}`` (one row per shape x impl timed; ``skipped``:
+    "compiler_options", "rows", "skipped", "not_timed"}`` (one row per shape x impl timed; ``skipped``:
     ``{"shape", "impl", "reason"}`` for those whose compiled footprint exceeded ``free_memory()``, see
-    :func:`bench_shape`). Whether malloc is tuned is the caller's choice (:mod:`jaxconv.host_memory`).
+    :func:`bench_shape`; ``not_timed``: ``{"impl", "reason"}`` for the Pallas kernel on a CPU, which
+    runs there in Pallas's interpreter, unless ``impls`` names it). Whether malloc is tuned is the
+    caller's choice (:mod:`jaxconv.host_memory`).
 
     The JAX contestants are compiled with :func:`jaxconv.xla_options.compiler_options` (on CPU,
     YNNPACK takes the dots, each with the elementwise ops around it; jaxconv's training steps hand it
@@ -255,11 +259,19 @@ def run(shapes: Sequence[ConvShape] = STANDARD_SHAPES, impls: Sequence[str] | No
     the winograd and xla contestants' forward+backward up to 1.4x and 2.4x faster.
 
     ``impls`` filters the candidates by impl name (``"xla"``, ``"manual"``, ``"im2col"``,
-    ``"shift_add"``, ``"banded"``, ``"winograd"``, ``"auto"``, ``"torch"``); xla NCHW always runs, as
-    the reference.
+    ``"shift_add"``, ``"banded"``, ``"winograd"``, ``"pallas"``, ``"auto"``, ``"torch"``); xla NCHW
+    always runs, as the reference.
     """
     wanted = set(impls) if impls is not None else None
     candidates = [c for c in CANDIDATES if wanted is None or c[1] in wanted or c[0] == "xla NCHW"]
+    interpreted = jax.default_backend() == "cpu" and wanted is None
+    reason = "runs in Pallas's interpreter on CPU (correct, not fast); --impls pallas times it"
+    not_timed = [
+        {"impl": name, "reason": reason}
+        for name, impl, _ in candidates
+        if interpreted and impl in INTERPRETED_ON_CPU
+    ]
+    candidates = [c for c in candidates if not (interpreted and c[1] in INTERPRETED_ON_CPU)]
     if with_torch is None:
         with_torch = torch_available() and (wanted is None or "torch" in wanted)
     options = xla_options.compiler_options() if cpu_compiler_options else {}
@@ -278,7 +290,7 @@ def run(shapes: Sequence[ConvShape] = STANDARD_SHAPES, impls: Sequence[str] | No
         row["peak_fraction"] = row["forward_backward_gflops"] / peak
     return {"device": str(jax.devices()[0]), "backend": jax.default_backend(), "matmul_gflops": peak,
             "repeats": repeats, "glibc_malloc_tuned": host_memory.tuned(), "compiler_options": options,
-            "rows": rows, "skipped": skipped}  # fmt: skip
+            "rows": rows, "skipped": skipped, "not_timed": not_timed}  # fmt: skip
 
 
 def _ratios(rows: list[dict]) -> None:

@@ -60,6 +60,9 @@ def format_table(result: dict) -> str:
             f"{num(r.get('max_rel_err_f32'), '.0e'):>8} {num(r.get('max_rel_err_bf16'), '.0e'):>8}"
         )
     lines += [f"{r['shape']:<15} {r['impl']:<15} skipped: {r['reason']}" for r in result.get("skipped", [])]
+    lines += [
+        f"{'every layer':<15} {r['impl']:<15} not timed: {r['reason']}" for r in result.get("not_timed", ())
+    ]
     return "\n".join(lines)
 
 

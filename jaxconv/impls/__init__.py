@@ -22,7 +22,7 @@ import jax
 from jax import lax
 
 from jaxconv._checks import PadPairs, Pair, Precision
-from jaxconv.impls import auto, band, common, manual, taps, winograd, xla
+from jaxconv.impls import auto, band, common, manual, pallas, taps, winograd, xla
 from jaxconv.layout import spatial_of, weight_dims
 
 ConvCore = Callable[..., jax.Array]
@@ -36,8 +36,8 @@ class Impl(NamedTuple):
     pool: PoolCore
 
 
-# A max has no matmul, so pooling has no band or Winograd form: "banded" and "winograd" pool by the
-# running tap reduction of shift_add, so a model can pass one impl to all of its layers.
+# A max has no matmul, so pooling has no band or Winograd form: "banded", "winograd" and "pallas" pool
+# by the running tap reduction of shift_add, so a model can pass one impl to all of its layers.
 REGISTRY: dict[str, Impl] = {
     "xla": Impl(xla.conv2d_xla, xla.pool_xla),
     "manual": Impl(manual.conv2d_manual, manual.pool_manual),
@@ -45,6 +45,7 @@ REGISTRY: dict[str, Impl] = {
     "shift_add": Impl(taps.conv2d_shift_add, taps.pool_shift_add),
     "banded": Impl(band.conv2d_banded, taps.pool_shift_add),
     "winograd": Impl(winograd.conv2d_winograd, taps.pool_shift_add),
+    "pallas": Impl(pallas.conv2d_pallas, taps.pool_shift_add),
 }
 CONV_CORES: dict[str, ConvCore] = {name: impl.conv for name, impl in REGISTRY.items()}
 POOL_CORES: dict[str, PoolCore] = {name: impl.pool for name, impl in REGISTRY.items()}
@@ -52,6 +53,8 @@ POOL_CORES: dict[str, PoolCore] = {name: impl.pool for name, impl in REGISTRY.it
 # The concrete implementations, and the choices a user may pass ("auto" picks one per shape and backend).
 IMPLS = tuple(REGISTRY)
 IMPL_CHOICES = ("auto", *IMPLS)
+# Kernels that a CPU runs in Pallas's interpreter: correct, not fast, so races leave them out there.
+INTERPRETED_ON_CPU = ("pallas",)
 
 
 # The platforms JAX lowers for, and the backend name each one's rule is asked under.

@@ -4,7 +4,9 @@ The rule summarises ``jaxconv bench`` (forward+backward, the training case) and 
 steps measured on a 2-core AVX-512 CPU (jax 0.10.2; tables in docs/guide/race.md and docs/performance.md):
 
 * GPU and TPU: ``xla`` (cuDNN and the TPU convolution emitter are what hand-written code competes
-  with there). Grouped convolutions everywhere: ``xla`` (not measured).
+  with there). The Pallas kernel (``impl="pallas"``, :mod:`jaxconv.impls.pallas`) is never picked:
+  no accelerator has timed it yet, and ``auto`` picks only what a measurement says wins. Grouped
+  convolutions everywhere: ``xla`` (not measured).
 * CPU, stride 1, undilated, a 3x3 to 5x5 kernel, at least ``WINOGRAD_MIN_CHANNELS`` input and
   output channels: ``winograd`` (:mod:`jaxconv.impls.winograd`). On the nine such layers measured
   (16-128 channels, 8x8 to 64x64) it ran forward+backward 1.15-3x faster than the best other

@@ -46,7 +46,9 @@ def test_run_times_every_contestant_and_they_agree(tmp_path):
     result = bench.run([bench.ConvShape("tiny", 2, 3, 4, 8, 3, 1)], repeats=1, with_torch=False,
                        progress=lambda _: None)  # fmt: skip
     labels = [r["impl"] for r in result["rows"]]
-    assert labels == [label for label, _, _ in bench.CANDIDATES]
+    on_cpu = jax.default_backend() == "cpu"  # where the Pallas kernel is interpreted, and not timed
+    assert labels == [label for label, impl, _ in bench.CANDIDATES if not (on_cpu and impl == "pallas")]
+    assert [r["impl"] for r in result["not_timed"]] == (["pallas NHWC"] if on_cpu else [])
     for row in result["rows"]:
         assert row["forward_ms"] > 0 and row["forward_backward_ms"] > 0
         assert row["max_rel_err_f32"] < 1e-5, row
@@ -63,6 +65,7 @@ def test_run_times_every_contestant_and_they_agree(tmp_path):
     assert {r["runs"] for r in result["rows"] if r["impl"] == "auto NCHW"} <= set(jc.IMPLS)
     table = report.format_table(result)
     assert "im2col NHWC" in table and "tiny" in table
+    assert ("pallas NHWC     not timed: runs in Pallas's interpreter" in table) is on_cpu
     assert result["glibc_malloc_tuned"] is jc.host_memory.tuned()
     assert f"glibc malloc {'tuned' if jc.host_memory.tuned() else 'as it came'}" in table
     assert result["compiler_options"] == jc.xla_options.compiler_options()
@@ -95,7 +98,8 @@ def test_contestants_compile_with_jaxconvs_options_or_xlas_defaults(monkeypatch)
 
 
 def test_a_contestant_that_would_not_fit_in_memory_is_skipped_with_the_reason(tmp_path):
-    labels = [label for label, _, _ in bench.CANDIDATES]
+    on_cpu = jax.default_backend() == "cpu"  # the Pallas kernel is not timed there
+    labels = [label for label, impl, _ in bench.CANDIDATES if not (on_cpu and impl == "pallas")]
     # free_memory is asked once per JAX contestant, in order: no limit, except none left for manual
     free = iter([None if label != "manual" else 0 for label in labels])
     result = bench.run([bench.ConvShape("tiny", 2, 3, 4, 8, 3, 1)], impls=None, repeats=1, with_torch=False,
@@ -153,3 +157,11 @@ def test_forward_backward_times_the_forward_pass_too():
     y, dx, dw = forward_backward(x, w, g)
     np.testing.assert_array_equal(y, forward(x, w))
     assert (dx.shape, dw.shape) == (x.shape, w.shape)
+
+
+def test_the_pallas_kernel_is_timed_on_cpu_when_named():
+    result = bench.run([bench.ConvShape("tiny", 2, 3, 4, 8, 3, 1)], impls=["pallas"], repeats=1, with_torch=False,
+                       progress=lambda _: None)  # fmt: skip
+    assert [r["impl"] for r in result["rows"]] == ["xla NCHW", "pallas NHWC"]
+    assert result["not_timed"] == []
+    assert result["rows"][1]["max_rel_err_f32"] < 1e-5

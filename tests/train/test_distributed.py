@@ -59,7 +59,9 @@ def test_functional_ops_give_the_same_numbers_on_a_sharded_batch(shardings):
     r = shardings
     for impl in jc.IMPLS:
         assert r[f"conv_{impl}_err"] < 1e-5, impl
-        assert r[f"conv_{impl}_sharded"], impl
+        # A Pallas kernel is one unpartitioned program: XLA gathers the batch for it (documented in
+        # docs/guide/scaling.md); every composition of XLA ops keeps the batch sharded.
+        assert r[f"conv_{impl}_sharded"] is (impl != "pallas"), impl
     assert r["pool_err"] == 0.0
 
 

@@ -57,4 +57,7 @@ if [[ " ${wanted[*]:-} " == *" dev "* ]] && ! command -v chromium >/dev/null 2>&
    && ! command -v chromium-browser >/dev/null 2>&1; then
   apt_install chromium || echo "setup: chromium not installed; the docs' browser check and its tests will skip"
 fi
+if [[ " ${wanted[*]:-} " == *" dev "* ]] && [ ! -d /usr/share/fonts/truetype/wqy ]; then
+  apt_install fonts-wqy-zenhei || echo "setup: no CJK font; the screenshots show the book's Chinese title as boxes"
+fi
 echo "setup: ready (.venv/bin/jaxconv)"

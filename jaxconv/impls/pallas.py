@@ -140,6 +140,19 @@ def _phase_extent(geo: Geometry, padded_hw: Pair, out_rows: int, out_cols: int) 
     return rows, cols
 
 
+def _tiled_input(backend: str, x: jax.Array, geo: Geometry, o: int) -> tuple[Tiles, int, jax.Array]:
+    """The tiling of ``geo``'s output with ``o`` channels on ``backend``, the output rows padded to whole
+    row tiles, and the padded NHWC ``x`` split into stride phases big enough for every tile's reads."""
+    _, h, wd, c = x.shape
+    oh, ow = geo.out_hw
+    tl = tiles_for(backend, oh=oh, ow=ow, c=c, o=o)
+    ohp = _round_up(oh, tl.bh)
+    rows, cols = _phase_extent(geo, (h, wd), ohp, tl.owp)
+    if backend == "triton":  # every block a power of two
+        rows, cols = _pow2(rows), _pow2(cols)
+    return tl, ohp, _phases(x, geo, rows, cols, tl.cp)
+
+
 def _compiler_params(backend: str, semantics: tuple[Any, ...], interpret: bool) -> dict:
     if interpret or backend == "interpret":
         return {"interpret": True}
@@ -176,15 +189,10 @@ def _forward(
     precision: Precision, interpret: bool = False,
 ) -> jax.Array:  # fmt: skip
     """The forward kernel on a padded NHWC ``x`` and an HWIO ``w``: ``(N, OH, OW, O)`` in ``x``'s dtype."""
-    n, h, wd, c = x.shape
+    n, _, _, c = x.shape
     kh, kw, _, o = w.shape
     oh, ow = geo.out_hw
-    tl = tiles_for(backend, oh=oh, ow=ow, c=c, o=o)
-    ohp = _round_up(oh, tl.bh)
-    rows, cols = _phase_extent(geo, (h, wd), ohp, tl.owp)
-    if backend == "triton":
-        rows, cols = _pow2(rows), _pow2(cols)
-    xq = _phases(x, geo, rows, cols, tl.cp)
+    tl, ohp, xq = _tiled_input(backend, x, geo, o)
     wq = jnp.pad(w.reshape(kh * kw, c, o), ((0, 0), (0, tl.cp - c), (0, tl.op - o)))
     bq = jnp.pad(b.astype(x.dtype), (0, tl.op - o)).reshape(1, tl.op)
     kernel = partial(
@@ -258,15 +266,10 @@ def _weight_grad(
 ) -> jax.Array:
     """``dw[i, j, c, o] = sum over n, oh, ow of x[n, oh*sh + i*dh, ow*sw + j*dw, c] * dy[n, oh, ow, o]``,
     as a kernel: ``x`` the padded NHWC input, ``dy`` ``(N, OH, OW, O)``; returns HWIO in ``x``'s dtype."""
-    n, h, wd, c = x.shape
+    n, _, _, c = x.shape
     _, oh, ow, o = dy.shape
     kh, kw = geo.kernel
-    tl = tiles_for(backend, oh=oh, ow=ow, c=c, o=o)
-    ohp = _round_up(oh, tl.bh)
-    rows, cols = _phase_extent(geo, (h, wd), ohp, tl.owp)
-    if backend == "triton":
-        rows, cols = _pow2(rows), _pow2(cols)
-    xq = _phases(x, geo, rows, cols, tl.cp)
+    tl, ohp, xq = _tiled_input(backend, x, geo, o)
     dyq = jnp.pad(dy, ((0, 0), (0, ohp - oh), (0, tl.owp - ow), (0, tl.op - o)))
     # Mosaic accumulates over the batch along the grid (one image's blocks in VMEM at a time);
     # Triton's programs cannot share an output block, so each loops over the whole batch.

@@ -11,7 +11,9 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
 ]
-exclude_patterns = ["_build", "_notebooks", "gallery", "jupyter_execute", "**.ipynb_checkpoints"]
+exclude_patterns = [
+    "_build", "_notebooks", "gallery", "jupyter_execute", "**.ipynb_checkpoints", "guide/_impls_table.md",
+]
 html_theme = "sphinx_book_theme"
 html_title = "jaxconv"
 html_theme_options = {"show_toc_level": 2}
@@ -40,5 +42,14 @@ def _write_notebooks(app) -> None:
         jupytext.write(jupytext.read(page), target)
 
 
+def _write_impls_table(app) -> None:
+    """The implementations' table, read from jaxconv's registry (``jaxconv.impls.table``), for the pages
+    that include it: the docs list what the registry holds, not a copy."""
+    from jaxconv import impls
+
+    (Path(app.srcdir) / "guide" / "_impls_table.md").write_text(impls.table() + "\n")
+
+
 def setup(app) -> None:
     app.connect("builder-inited", _write_notebooks)
+    app.connect("builder-inited", _write_impls_table)

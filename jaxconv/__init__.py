@@ -1,10 +1,9 @@
-"""jaxconv: the convolution chapter of *Dive into Deep Learning*, in JAX, two ways.
+"""jaxconv: the convolution chapter of *Dive into Deep Learning*, in JAX, by XLA and by hand.
 
-``import jaxconv as jc``; every op takes ``impl="auto"`` (default: the fastest for the shape and
-backend), ``"xla"`` (XLA's fused op), ``"manual"`` (the book's definition, vmapped by hand),
-``"im2col"``, ``"shift_add"``, ``"banded"`` (hand-written, built on the kernel's taps and rows),
-``"winograd"`` (Winograd's minimal filtering, fewer multiplications) or ``"pallas"`` (a Pallas
-kernel for TPUs and GPUs, interpreted on CPU).
+``import jaxconv as jc``; every op takes ``impl="auto"`` (default: the fastest for the call and
+backend) or the name of one implementation in :data:`IMPLS`: ``"xla"`` (XLA's fused op), ``"manual"``
+(the book's definition, vmapped by hand) and the hand-written forms the registry lists
+(:mod:`jaxconv.impls`, with what each computes and supports).
 """
 
 from jaxconv import convert as convert

@@ -58,6 +58,18 @@ def accumulation_dtype(dtype: jnp.dtype) -> jnp.dtype:
     return jnp.dtype(jnp.float32) if jnp.dtype(dtype).itemsize < 4 else jnp.dtype(dtype)
 
 
+def check_conv_operands(
+    fn: str, x: object, weight: object, bias: object
+) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+    """``x`` with 3 or 4 dimensions, a 4-D ``weight`` and an optional 1-D ``bias``, of one floating dtype."""
+    x = check_array(fn, "x", x, (3, 4))
+    weight = check_array(fn, "weight", weight, (4,))
+    if bias is not None:
+        bias = check_array(fn, "bias", bias, (1,))
+    check_same_dtype(fn, x=x, weight=weight, bias=bias)  # type: ignore[arg-type]
+    return x, weight, bias  # type: ignore[return-value]
+
+
 def check_same_dtype(fn: str, **arrays: jax.Array | None) -> None:
     """Refuses mixed dtypes instead of promoting them silently."""
     present = {name: a.dtype for name, a in arrays.items() if a is not None}

@@ -99,7 +99,7 @@ def _bench(args: argparse.Namespace) -> int:
     try:
         shapes = [bench.ConvShape.parse(s) for s in args.shape] if args.shape else bench.STANDARD_SHAPES
         impls = args.impls.split(",") if args.impls else None
-        known = {impl for _, impl, _ in bench.CANDIDATES} | {"torch"}
+        known = {impl for _, impl, _ in bench.candidates()} | {"torch"}
         if impls and not set(impls) <= known:
             raise ValueError(f"--impls must name some of {sorted(known)}, got {args.impls!r}")
         if args.repeats < 1:

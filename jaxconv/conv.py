@@ -12,16 +12,16 @@ from jaxconv._checks import (
     PADDING_MODES,
     PadPairs,
     Pair,
-    check_array,
     check_choice,
+    check_conv_operands,
     check_int,
     check_precision,
-    check_same_dtype,
     to_pair,
 )
 from jaxconv.impls import IMPL_CHOICES
 from jaxconv.layout import channel_axis, spatial_of, weight_dims
 from jaxconv.shapes import Padding, effective_kernel, output_size, resolve_padding
+from jaxconv.spec import ConvSpec
 
 
 def conv2d(
@@ -57,15 +57,12 @@ def conv2d(
       precision: ``None`` (the backend's default; on GPU that can be TF32 for float32),
         ``"default"``, ``"high"``, ``"highest"`` or a ``jax.lax.Precision``; every impl honours it.
       layout: ``"NCHW"`` (default, the book's) or ``"NHWC"``.
-      impl: ``"auto"`` (default: the fastest for the shape and backend, see :mod:`jaxconv.impls.auto`),
-        ``"xla"`` (``lax.conv_general_dilated``), ``"manual"`` (the book's vmapped definition),
-        ``"im2col"`` (patches times kernel, one matmul), ``"shift_add"`` (one matmul per
-        kernel tap), ``"banded"`` (stacked input rows times the kernel's band matrix; see
-        :mod:`jaxconv.impls.band`), ``"winograd"`` (Winograd's ``F(4, r)`` tiles, 4-6x fewer
-        multiplications; see :mod:`jaxconv.impls.winograd`) or ``"pallas"`` (a Pallas kernel, its
-        backward passes kernels too; on CPU in Pallas's interpreter, reverse-mode gradients only;
-        see :mod:`jaxconv.impls.pallas`). All give the same numbers up to rounding (winograd's
-        transforms add up to ~1e-5 relative error in float32).
+      impl: ``"auto"`` (default: the fastest for the call and backend, see :mod:`jaxconv.impls.auto`) or
+        any name in :data:`jaxconv.IMPLS`, the registry's implementations (:mod:`jaxconv.impls`):
+        ``"xla"`` (``lax.conv_general_dilated``), ``"manual"`` (the book's vmapped definition), and the
+        hand-written forms. All give the same numbers up to rounding (winograd's transforms add up to
+        ~1e-5 relative error in float32); ``"pallas"`` runs in Pallas's interpreter on CPU and takes
+        reverse-mode gradients only.
 
     Returns:
       ``(N, O, OH, OW)`` (or the layout's equivalent, unbatched if ``x`` was), with
@@ -83,25 +80,34 @@ def conv2d(
       >>> conv2d(x, jnp.ones((3, 2, 3, 3)), padding="same", impl="manual")[0, 0, 0, :3]
       Array([ 8., 12., 12.], dtype=float32)
     """
-    fn = "conv2d"
-    layout = check_choice(fn, "layout", layout, LAYOUTS)
-    impl = check_choice(fn, "impl", impl, IMPL_CHOICES)
-    x = check_array(fn, "x", x, (3, 4))
-    weight = check_array(fn, "weight", weight, (4,))
-    if bias is not None:
-        bias = check_array(fn, "bias", bias, (1,))
-    check_same_dtype(fn, x=x, weight=weight, bias=bias)
-    groups = check_int(fn, "groups", groups, minimum=1)
-    padding_mode = check_choice(fn, "padding_mode", padding_mode, PADDING_MODES)
-    lax_precision = check_precision(fn, precision)
-    stride_hw = to_pair(fn, "stride", stride, minimum=1)
-    dilation_hw = to_pair(fn, "dilation", dilation, minimum=1)
-
+    x, weight, bias = check_conv_operands("conv2d", x, weight, bias)
+    impl = check_choice("conv2d", "impl", impl, IMPL_CHOICES)
+    padding_mode = check_choice("conv2d", "padding_mode", padding_mode, PADDING_MODES)
+    lax_precision = check_precision("conv2d", precision)
     batched = x.ndim == 4
     xb = x if batched else x[None]
-    shapes = f"(x: {tuple(x.shape)}, weight: {tuple(weight.shape)}, layout {layout})"
-    c = xb.shape[channel_axis(layout)]
-    o, c_per_group, kernel_hw = weight_dims(weight.shape, layout)
+    spec = conv2d_spec(xb.shape, weight.shape, bias, stride=stride, padding=padding, dilation=dilation,
+                       groups=groups, layout=layout, dtype=x.dtype)  # fmt: skip
+    if padding_mode != "zeros":
+        xb, spec = pad_spatial("conv2d", xb, spec.pads, padding_mode, layout), spec.spread()
+    y = impls.conv(impl, xb, weight, bias, spec, precision=lax_precision)
+    return y if batched else y[0]
+
+
+def conv2d_spec(
+    x_shape: tuple[int, ...], w_shape: tuple[int, ...], bias: jax.Array | None, *, stride: int | Pair,
+    padding: Padding, dilation: int | Pair, groups: int, layout: str, dtype: jnp.dtype,
+) -> ConvSpec:  # fmt: skip
+    """Validates :func:`conv2d`'s options against a batched ``x_shape`` and the weight's shape, with
+    conv2d's messages, and describes the call."""
+    fn = "conv2d"
+    layout = check_choice(fn, "layout", layout, LAYOUTS)
+    groups = check_int(fn, "groups", groups, minimum=1)
+    stride_hw = to_pair(fn, "stride", stride, minimum=1)
+    dilation_hw = to_pair(fn, "dilation", dilation, minimum=1)
+    shapes = f"(x: {tuple(x_shape)}, weight: {tuple(w_shape)}, layout {layout})"
+    c = x_shape[channel_axis(layout)]
+    o, c_per_group, kernel_hw = weight_dims(w_shape, layout)
     if c % groups or o % groups:
         raise ValueError(
             f"{fn}: input channels {c} and output channels {o} must be divisible by groups={groups} {shapes}"
@@ -113,27 +119,15 @@ def conv2d(
         )
     if bias is not None and bias.shape != (o,):
         raise ValueError(f"{fn}: bias must have shape ({o},), got {tuple(bias.shape)} {shapes}")
-
-    input_hw = spatial_of(xb.shape, layout)
+    input_hw = spatial_of(x_shape, layout)
     kernel_eff = effective_kernel(kernel_hw, dilation_hw)
     pads = resolve_padding(fn, padding, input_hw, kernel_eff, stride_hw)
-    output_size(fn, input_hw, kernel_eff, pads, stride_hw)
-    if padding_mode != "zeros":
-        xb = pad_spatial(fn, xb, pads, padding_mode, layout)
-        pads = ((0, 0), (0, 0))
-    y = impls.conv(
-        impl,
-        xb,
-        weight,
-        bias,
-        stride=stride_hw,
-        pads=pads,
-        dilation=dilation_hw,
-        groups=groups,
-        layout=layout,
-        precision=lax_precision,
-    )
-    return y if batched else y[0]
+    output_size(fn, input_hw, kernel_eff, pads, stride_hw)  # refuses a kernel larger than the padded input
+    return ConvSpec(
+        batch=x_shape[0], in_channels=c, out_channels=o, input_hw=input_hw, kernel=kernel_hw,
+        stride=stride_hw, pads=pads, dilation=dilation_hw, groups=groups, layout=layout,
+        dtype=jnp.dtype(dtype).name,
+    )  # fmt: skip
 
 
 _JNP_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}

@@ -23,6 +23,7 @@ from jaxconv._checks import Pair, check_choice, check_int, check_same_dtype
 from jaxconv.impls import IMPL_CHOICES
 from jaxconv.impls.xla import conv_general_dilated_lax
 from jaxconv.shapes import effective_kernel, output_size
+from jaxconv.spec import ConvSpec
 
 _FN = "conv_general_dilated"
 
@@ -137,9 +138,8 @@ def conv_general_dilated(
       batch_group_count, out_sharding: lax's; anything but 1 and None goes to lax (below).
       precision: None, a ``lax.Precision`` or its name, or a pair of one precision.
       preferred_element_type: None (the input dtype) or a floating dtype for the result.
-      impl: ``"auto"`` (default), ``"xla"`` (``lax.conv_general_dilated`` itself), ``"manual"``,
-        ``"im2col"``, ``"shift_add"``, ``"banded"``, ``"winograd"`` or ``"pallas"``, as
-        :func:`jaxconv.conv2d`.
+      impl: ``"auto"`` (default), ``"xla"`` (``lax.conv_general_dilated`` itself) or any other name in
+        :data:`jaxconv.IMPLS`, as :func:`jaxconv.conv2d`.
 
     With ``impl="auto"``, what jaxconv's cores do not do runs through lax unchanged: 1-D and 3-D
     convolutions, ``batch_group_count != 1``, integer dtypes, pairs of unequal precisions or dot
@@ -185,6 +185,22 @@ def conv_general_dilated(
         raise ValueError(
             f"{_FN}: impl={impl!r} does not do {why}; impl='auto' or 'xla' hands such a call to lax"
         )
+    x, w, spec, out_perm = _canonical(
+        lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
+        preferred_element_type,
+    )  # fmt: skip
+    y = impls.conv(impl, x, w, None, spec, precision=_simple_precision(precision)[1])
+    out_dtype = x.dtype if preferred_element_type is None else jnp.dtype(preferred_element_type)
+    return _transpose(y, out_perm).astype(out_dtype)
+
+
+def _canonical(
+    lhs: Any, rhs: Any, window_strides: Any, padding: Any, lhs_dilation: Any, rhs_dilation: Any,
+    dimension_numbers: Any, feature_group_count: Any, preferred_element_type: Any,
+) -> tuple[jax.Array, jax.Array, ConvSpec, tuple[int, ...]]:  # fmt: skip
+    """Validates a call jaxconv's cores run and translates lax's conventions into theirs: the operands
+    transposed to NCHW/OIHW (when the input is NCHW) or NHWC/HWIO, in the result's dtype where that is
+    wider; the call's description; and the permutation that lays the core's output out as lax would."""
     for name, value in (("lhs", lhs), ("rhs", rhs)):
         if not isinstance(value, jax.Array | np.ndarray):
             raise TypeError(f"{_FN}: {name} must be a jax or numpy array, got {type(value).__name__}")
@@ -233,18 +249,13 @@ def conv_general_dilated(
     w = _transpose(
         rhs, rhs_perm if layout == "NCHW" else (rhs_perm[2], rhs_perm[3], rhs_perm[1], rhs_perm[0])
     )
-    if in_dilation != (1, 1) or min(min(p) for p in pads) < 0:
-        # Spread the input (d - 1 zeros between neighbours) and pad or crop it, as lax does, in one pad.
-        spatial = [(lo, hi, d - 1) for (lo, hi), d in zip(pads, in_dilation, strict=True)]
-        config = [(0, 0, 0), *spatial, (0, 0, 0)] if layout == "NHWC" else [(0, 0, 0), (0, 0, 0), *spatial]
-        x, pads = lax.pad(x, jnp.zeros((), x.dtype), config), ((0, 0), (0, 0))
-    out_dtype = x.dtype if preferred_element_type is None else jnp.dtype(preferred_element_type)
+    out_dtype = lhs.dtype if preferred_element_type is None else jnp.dtype(preferred_element_type)
     if out_dtype.itemsize > x.dtype.itemsize:
         # A wider result: compute in it (products of the narrower inputs are exact there, as in lax).
         x, w = x.astype(out_dtype), w.astype(out_dtype)
-    core_precision = _simple_precision(precision)[1]
-    y = impls.conv(
-        impl, x, w, None, stride=strides, pads=pads, dilation=dilation, groups=groups, layout=layout,
-        precision=core_precision,
+    spec = ConvSpec(
+        batch=lhs.shape[lhs_perm[0]], in_channels=c, out_channels=o, input_hw=input_hw, kernel=kernel,
+        stride=strides, pads=pads, dilation=dilation, input_dilation=in_dilation, groups=groups,
+        layout=layout, dtype=x.dtype.name,
     )  # fmt: skip
-    return _transpose(y, _inverse(to_layout(out_perm))).astype(out_dtype)
+    return x, w, spec, _inverse(to_layout(out_perm))

@@ -14,6 +14,7 @@ from jaxconv import impls
 from jaxconv._checks import check_array, check_choice, check_same_dtype
 from jaxconv.impls import IMPL_CHOICES
 from jaxconv.shapes import output_size
+from jaxconv.spec import ConvSpec
 
 # ---- the book's functions ---------------------------------------------------------------------
 
@@ -33,9 +34,10 @@ def _check_book_args(fn: str, x: jax.Array, k: jax.Array, impl: str) -> None:
 def _book_conv(fn: str, x: jax.Array, k: jax.Array, impl: str) -> jax.Array:
     """Valid, stride-1 correlation of ``x (C, H, W)`` with ``k (O, C, kh, kw)`` -> ``(O, OH, OW)``."""
     _check_book_args(fn, x, k, impl)
-    y = impls.conv(impl, x[None], k, None, stride=(1, 1), pads=((0, 0), (0, 0)), dilation=(1, 1), groups=1,
-                   layout="NCHW")  # fmt: skip
-    return y[0]
+    c, h, w = x.shape
+    spec = ConvSpec(batch=1, in_channels=c, out_channels=k.shape[0], input_hw=(h, w),
+                    kernel=(k.shape[2], k.shape[3]), dtype=x.dtype.name)  # fmt: skip
+    return impls.conv(impl, x[None], k, None, spec)[0]
 
 
 def corr2d(X: jax.Array, K: jax.Array, *, impl: str = "auto") -> jax.Array:
@@ -45,9 +47,7 @@ def corr2d(X: jax.Array, K: jax.Array, *, impl: str = "auto") -> jax.Array:
       X: input ``(H, W)``, floating point.
       K: kernel ``(kh, kw)``, same dtype.
       impl: ``"auto"`` (default), ``"xla"`` (``lax.conv_general_dilated``), ``"manual"`` (the
-        vmapped definition), ``"im2col"``, ``"shift_add"``, ``"banded"``, ``"winograd"`` or
-        ``"pallas"``; as
-        :func:`jaxconv.conv2d`.
+        vmapped definition) or any other name in :data:`jaxconv.IMPLS`, as :func:`jaxconv.conv2d`.
 
     Returns:
       ``(H - kh + 1, W - kw + 1)``.

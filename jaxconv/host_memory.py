@@ -4,18 +4,15 @@ glibc's ``malloc`` serves every request above its mmap threshold (128 KiB at sta
 32 MiB) with a fresh ``mmap`` and unmaps it on ``free``; so does every thread's own arena for blocks
 beyond its 64 MiB heaps. XLA's CPU runtime allocates the buffers of every execution anew, on its
 worker threads, so an op whose output is tens of megabytes has its pages faulted in, and zero-filled
-by the kernel, on every call. Measured on the 2-core CPU of docs/performance.md: a 58 MB
-elementwise op ran in 23-26 ms, 5-6 ms tuned; the ResNet-sized layers of ``jaxconv bench`` ran
-forward+backward 1.9-2x faster tuned, and the process's system time fell from 29 s to 3.3 s
-(docs/performance.md, "Host memory").
+by the kernel, on every call; tuned, such ops and the layers of ``jaxconv bench`` run several times
+faster (docs/performance.md, "Host memory" and "Measurements behind the code's rules").
 
 :func:`tune_glibc_malloc` sets ``M_ARENA_MAX = 1`` (every thread allocates from the main heap),
 ``M_MMAP_MAX = 0`` (large blocks come from that heap too) and ``M_TRIM_THRESHOLD`` to 2 GiB (freed
 memory is kept for the next allocation), so the pages are faulted in once and reused. The price: the
 process holds on to its peak heap until it exits, threads share one allocator lock (XLA allocates
 per buffer, not per element), and a heap that never unmaps fragments under multi-gigabyte buffers
-(the book's manual impl on ``jaxconv bench``'s 1x1 layer, 13.4 GB of temporaries by XLA's estimate:
-24 GB resident tuned, 14 GB as glibc came; the bench budgets twice XLA's estimate for it). It
+(the bench budgets twice XLA's estimate of a contestant's memory for it). It
 changes the whole process, PyTorch's allocations included, so a race run in one process stays fair.
 glibc fixes its arena limit when the first thread allocates: call it before anything starts threads
 (before JAX runs anything), or the arenas stay as they were.

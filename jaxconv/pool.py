@@ -19,9 +19,10 @@ import numpy as np
 from jaxconv import impls
 from jaxconv._checks import LAYOUTS, PadPairs, Pair, check_array, check_choice, check_int, to_pair
 from jaxconv.impls import IMPL_CHOICES
-from jaxconv.layout import spatial_of
+from jaxconv.layout import channel_axis, spatial_of
 from jaxconv.pool_indices import max_with_indices
 from jaxconv.shapes import Padding, check_pool_padding, effective_kernel, output_size, resolve_padding
+from jaxconv.spec import PoolSpec
 
 MODES = ("max", "avg")
 
@@ -100,9 +101,11 @@ def _pool(
     if return_indices:
         y, indices = max_with_indices(xb, window, stride_hw, grown, dilation_hw, layout)
         return (y, indices) if batched else (y[0], indices[0])
-    y = impls.pool(
-        impl, xb, mode=mode, window=window, stride=stride_hw, pads=grown, dilation=dilation_hw, layout=layout
-    )
+    spec = PoolSpec(
+        batch=xb.shape[0], channels=xb.shape[channel_axis(layout)], input_hw=input_hw, window=window,
+        stride=stride_hw, pads=grown, dilation=dilation_hw, mode=mode, layout=layout, dtype=xb.dtype.name,
+    )  # fmt: skip
+    y = impls.pool(impl, xb, spec)
     if mode == "avg":
         if divisor_override is not None:
             y = y / jnp.asarray(divisor_override, y.dtype)

@@ -5,29 +5,29 @@ maps a ``conv2d`` output shape back to (one of) the input shapes, and is what au
 ``conv2d``'s input gradient. Written here as the book would: spread the input out (``stride - 1``
 zeros between neighbours), pad it by ``dilation * (k - 1) - padding`` on each side (plus
 ``output_padding`` at the bottom/right), and correlate with the kernel flipped in both axes and
-its channel axes swapped. The correlation runs through any of the ``impl`` cores.
+its channel axes swapped: a :class:`jaxconv.spec.ConvSpec` with ``input_dilation=stride``, run through
+any of the ``impl`` cores.
 """
 
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 from jax import lax
 
 from jaxconv import impls
 from jaxconv._checks import (
     LAYOUTS,
     Pair,
-    check_array,
     check_choice,
+    check_conv_operands,
     check_int,
     check_precision,
-    check_same_dtype,
     to_pair,
 )
 from jaxconv.impls import IMPL_CHOICES
 from jaxconv.layout import from_nchw, to_nchw, weight_to_oihw
 from jaxconv.shapes import conv_transpose_output_shape
+from jaxconv.spec import ConvSpec
 
 
 def conv_transpose2d(
@@ -69,47 +69,57 @@ def conv_transpose2d(
                [ 4., 12.,  9.]]]], dtype=float32)
     """
     fn = "conv_transpose2d"
+    x, weight, bias = check_conv_operands(fn, x, weight, bias)
     layout = check_choice(fn, "layout", layout, LAYOUTS)
     impl = check_choice(fn, "impl", impl, IMPL_CHOICES)
-    x = check_array(fn, "x", x, (3, 4))
-    weight = check_array(fn, "weight", weight, (4,))
-    if bias is not None:
-        bias = check_array(fn, "bias", bias, (1,))
-    check_same_dtype(fn, x=x, weight=weight, bias=bias)
+    lax_precision = check_precision(fn, precision)
+    batched = x.ndim == 4
+    xb = to_nchw(x if batched else x[None], layout)
+    w = weight_to_oihw(weight, layout)  # (C_in, C_out/groups, kh, kw) whatever the layout
+    spec = _transposed_spec(xb.shape, w.shape, bias, stride=stride, padding=padding,
+                            output_padding=output_padding, dilation=dilation, groups=groups,
+                            shapes=f"(x: {tuple(x.shape)}, weight: {tuple(weight.shape)}, layout {layout})",
+                            dtype=x.dtype.name)  # fmt: skip
+    # Kernel of the equivalent correlation: per group, swap in/out channels; flip both spatial axes.
+    c_in, out_per_group, kh, kw = w.shape
+    groups = spec.groups
+    flipped = w.reshape(groups, c_in // groups, out_per_group, kh, kw).transpose(0, 2, 1, 3, 4)
+    flipped = flipped.reshape(spec.out_channels, c_in // groups, kh, kw)[:, :, ::-1, ::-1]
+    y = from_nchw(impls.conv(impl, xb, flipped, bias, spec, precision=lax_precision), layout)
+    return y if batched else y[0]
+
+
+def _transposed_spec(
+    x_shape: tuple[int, ...], w_shape: tuple[int, ...], bias: jax.Array | None, *, stride: int | Pair,
+    padding: int | Pair, output_padding: int | Pair, dilation: int | Pair, groups: int, shapes: str,
+    dtype: str,
+) -> ConvSpec:  # fmt: skip
+    """Validates :func:`conv_transpose2d`'s options against NCHW ``x_shape`` and the ``(C_in, C_out/groups,
+    kh, kw)`` weight shape, and describes the equivalent correlation: the input spread by the stride
+    (``input_dilation``), padded by ``dilation * (k - 1) - padding`` on each side (negative crops) plus
+    ``output_padding`` at the bottom/right."""
+    fn = "conv_transpose2d"
     groups = check_int(fn, "groups", groups, minimum=1)
     stride_hw = to_pair(fn, "stride", stride, minimum=1)
     dilation_hw = to_pair(fn, "dilation", dilation, minimum=1)
     padding_hw = to_pair(fn, "padding", padding, minimum=0)
     output_padding_hw = to_pair(fn, "output_padding", output_padding, minimum=0)
-    lax_precision = check_precision(fn, precision)
-
-    batched = x.ndim == 4
-    xb = to_nchw(x if batched else x[None], layout)
-    w = weight_to_oihw(weight, layout)  # (C_in, C_out/groups, kh, kw) whatever the layout
-    c_in, out_per_group, kh, kw = w.shape
-    shapes = f"(x: {tuple(x.shape)}, weight: {tuple(weight.shape)}, layout {layout})"
-    if xb.shape[1] != c_in:
-        raise ValueError(f"{fn}: weight is for {c_in} input channels but x has {xb.shape[1]} {shapes}")
+    c_in, out_per_group, kh, kw = w_shape
+    if x_shape[1] != c_in:
+        raise ValueError(f"{fn}: weight is for {c_in} input channels but x has {x_shape[1]} {shapes}")
     if c_in % groups:
         raise ValueError(f"{fn}: input channels {c_in} must be divisible by groups={groups} {shapes}")
     c_out = out_per_group * groups
     if bias is not None and bias.shape != (c_out,):
         raise ValueError(f"{fn}: bias must have shape ({c_out},), got {tuple(bias.shape)} {shapes}")
     conv_transpose_output_shape(  # validates output_padding and the output size
-        xb.shape[2:], (kh, kw), stride=stride_hw, padding=padding_hw, output_padding=output_padding_hw,
+        x_shape[2:], (kh, kw), stride=stride_hw, padding=padding_hw, output_padding=output_padding_hw,
         dilation=dilation_hw,
     )  # fmt: skip
-
-    # Spread and pad (negative padding crops): lax.pad does both, interior = stride - 1.
-    config = [(0, 0, 0), (0, 0, 0)]
-    for k, s, p, op, d in zip((kh, kw), stride_hw, padding_hw, output_padding_hw, dilation_hw, strict=True):
-        edge = d * (k - 1) - p
-        config.append((edge, edge + op, s - 1))
-    spread = lax.pad(xb, jnp.zeros((), xb.dtype), config)
-    # Kernel of the equivalent correlation: per group, swap in/out channels; flip both spatial axes.
-    flipped = w.reshape(groups, c_in // groups, out_per_group, kh, kw).transpose(0, 2, 1, 3, 4)
-    flipped = flipped.reshape(c_out, c_in // groups, kh, kw)[:, :, ::-1, ::-1]
-    y = impls.conv(impl, spread, flipped, bias, stride=(1, 1), pads=((0, 0), (0, 0)), dilation=dilation_hw,
-                    groups=groups, layout="NCHW", precision=lax_precision)  # fmt: skip
-    y = from_nchw(y, layout)
-    return y if batched else y[0]
+    edges = [d * (k - 1) - p for k, p, d in zip((kh, kw), padding_hw, dilation_hw, strict=True)]
+    pads = ((edges[0], edges[0] + output_padding_hw[0]), (edges[1], edges[1] + output_padding_hw[1]))
+    return ConvSpec(
+        batch=x_shape[0], in_channels=c_in, out_channels=c_out, input_hw=(x_shape[2], x_shape[3]),
+        kernel=(kh, kw), pads=pads, dilation=dilation_hw, input_dilation=stride_hw, groups=groups,
+        dtype=dtype, transposed=True,
+    )  # fmt: skip

@@ -1,27 +1,16 @@
 """XLA compiler options for the executables jaxconv compiles itself: its training and evaluation steps.
 
 XLA's CPU backend (jax 0.10) hands dots *and reductions* to YNNPACK (the ``__ynn_fusion`` ops of a
-compiled step's HLO). Profiled on the 2-core CPU of docs/performance.md, YNNPACK's reductions of
-LeNet's small-channel activations were the slow part: summing conv1's ``(256, 28, 28, 6)`` output
-gradient to its bias gradient took 1.2 ms and the first average pool 1.9 ms, where XLA's own
-reduction loops read the same data in a fraction of that. Both option sets below give YNNPACK the
-dots only. With :data:`CPU_OPTIONS`, whole LeNet training steps (batch 256), compiled with and
-without it in one process and timed in alternating rounds: 1.11x faster with the defaults
-(``auto``, NHWC; two runs, 1.105x and 1.112x), 1.34x with ``impl="xla"`` in NCHW, 1.03x (noise)
-for the modern recipe with batch norm. The losses agree to float32 rounding (reductions sum in
-another order).
+compiled step's HLO). YNNPACK's reductions of LeNet's small-channel activations were the slow part of
+its training step, so both option sets below give YNNPACK the dots only; LeNet's steps run faster so,
+and their losses agree to float32 rounding (reductions sum in another order).
 
 Given a dot, YNNPACK also takes the elementwise ops around it (a bias, an activation, Winograd's
 output transform) into the same fusion. :data:`CPU_OPTIONS_SEPARATE_DOTS` hands it each dot alone
-and leaves the elementwise work to XLA's own loops. Neither is faster everywhere (docs/guide/training.md;
-one process, Williams-order rounds, 2026-11-25):
-
-- LeNet's training step, separate dots against fused: 1.03-1.16x, median 1.05x (the book's recipe,
-  seven races of 12-20 rounds), 1.09x in NCHW, 1.05x for the modern recipe with batch norm, 1.00x
-  with ``impl="xla"``. Fused, the sigmoid's constant 1 reaches YNNPACK as a full ``(256, 28, 28,
-  6)`` array that XLA fills first, every step.
-- Single layers forward+backward, no activation: Winograd ran 0.79-0.95x as fast with separate
-  dots (the ResNet 3x3 and the book's 100-channel layers), the banded and im2col layers within noise.
+and leaves the elementwise work to XLA's own loops. Neither is faster everywhere (docs/guide/training.md,
+docs/performance.md): LeNet's training step runs faster with separate dots (fused, the sigmoid's
+constant 1 reaches YNNPACK as a full array that XLA fills first, every step), Winograd's layers alone
+with fused ones.
 
 So jaxconv's training and evaluation steps compile with separate dots (``fuse_elementwise=False``),
 and ``jaxconv bench``'s contestants with the fused form, as do :func:`compiler_options` and

@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "jaxconv"
 LAYERS = (
     # argument checks, shape arithmetic, layout names, CPU compiler options and heap tuning
     ("jaxconv._checks", "jaxconv.shapes", "jaxconv.layout", "jaxconv.xla_options", "jaxconv.host_memory"),
+    ("jaxconv.spec",),  # the one description of a convolution or pooling call
     ("jaxconv.impls",),  # the implementations being raced, and the rule that picks one
     # the public ops: validate, canonicalise, dispatch to an impl
     (

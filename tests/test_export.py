@@ -111,7 +111,7 @@ def test_pooling_lowers_for_every_platform_and_auto_picks_per_platform(mode):
 
 def test_the_bench_contestants_lower_for_every_platform():
     shape = ConvShape("tiny", 2, 3, 4, 8, 3, 1)
-    for _, impl, layout in harness.CANDIDATES:
+    for _, impl, layout in harness.candidates():
         x, w = harness._inputs(shape, layout, jnp.float32)
         g = harness._cotangent(shape, layout, jnp.float32)
         forward, forward_backward = harness._jax_steps(shape, impl, layout, {})

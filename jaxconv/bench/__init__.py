@@ -7,9 +7,9 @@
 * :mod:`jaxconv.bench.report`: the table, ``bench.json``/``bench.csv`` and the chart.
 """
 
-from jaxconv.bench.harness import CANDIDATES as CANDIDATES
 from jaxconv.bench.harness import TORCH as TORCH
 from jaxconv.bench.harness import bench_shape as bench_shape
+from jaxconv.bench.harness import candidates as candidates
 from jaxconv.bench.harness import matmul_gflops as matmul_gflops
 from jaxconv.bench.harness import run as run
 from jaxconv.bench.harness import torch_available as torch_available

@@ -33,21 +33,25 @@ from jaxconv.bench.layers import STANDARD_SHAPES, ConvShape
 from jaxconv.bench.memory_budget import available_memory, too_big
 from jaxconv.bench.rounds import paired_speedups, round_orders
 from jaxconv.conv import conv2d
-from jaxconv.impls import INTERPRETED_ON_CPU
+from jaxconv.impls import INTERPRETED_ON_CPU, REGISTRY
 from jaxconv.impls.auto import conv_impl
 
-# (label, impl, layout): the contestants. "auto" is timed as whatever it picks.
-CANDIDATES = (
-    ("xla NCHW", "xla", "NCHW"),
-    ("xla NHWC", "xla", "NHWC"),
-    ("manual", "manual", "NCHW"),
-    ("im2col NHWC", "im2col", "NHWC"),
-    ("shift_add NHWC", "shift_add", "NHWC"),
-    ("banded NHWC", "banded", "NHWC"),
-    ("winograd NHWC", "winograd", "NHWC"),
-    ("pallas NHWC", "pallas", "NHWC"),
-    ("auto NCHW", "auto", "NCHW"),
-)
+
+def candidates() -> tuple[tuple[str, str, str], ...]:
+    """``(label, impl, layout)`` of every contestant, read from the registry: xla also in NCHW, the
+    reference, first; ``"auto"`` last, timed as whatever it picks."""
+    return (
+        ("xla NCHW", "xla", "NCHW"),
+        *((impl.label, name, impl.bench_layout) for name, impl in REGISTRY.items()),
+        ("auto NCHW", "auto", "NCHW"),
+    )
+
+
+def _timed_alone() -> set[str]:
+    """Contestants whose memory churn slows whatever runs after them: timed alone, after the rounds."""
+    return {impl.label for impl in REGISTRY.values() if impl.timed_alone}
+
+
 TORCH = "torch NCHW"
 
 
@@ -202,10 +206,10 @@ def bench_shape(shape: ConvShape, candidates: Sequence[tuple[str, str, str]], re
                        "forward": [], "forward_backward": []}  # fmt: skip
         calls[TORCH] = (forward, forward_backward, args)
     # The book's manual impl allocates gigabytes on the big shapes; whatever runs after it pays for the
-    # allocator's page faults (10x on the 1x1 layer). So it is timed alone, after the interleaved rounds.
-    rounds = round_orders([label for label in calls if label != "manual"], repeats)
-    if "manual" in calls:
-        rounds += [["manual"]] * repeats
+    # allocator's page faults. So such contestants are timed alone, after the interleaved rounds.
+    alone = _timed_alone()
+    rounds = round_orders([label for label in calls if label not in alone], repeats)
+    rounds += [[label] for label in calls if label in alone for _ in range(repeats)]
     for order in rounds:  # drift of a shared machine, and each contestant's wake, hit all alike
         for label in order:
             forward, forward_backward, args = calls[label]
@@ -215,7 +219,7 @@ def bench_shape(shape: ConvShape, candidates: Sequence[tuple[str, str, str]], re
                 rows[label][key].append(time.perf_counter() - start)
     for label, row in rows.items():  # the rounds' spread, against peers timed in the same rounds
         for peer, key in (("xla NCHW", "speedup_vs_xla"), (TORCH, "speedup_vs_torch")):
-            if peer in rows and "manual" not in (label, peer):  # manual runs alone, in rounds of its own
+            if peer in rows and not {label, peer} & alone:  # those run in rounds of their own
                 spread = paired_speedups(rows[peer]["forward_backward"], row["forward_backward"])
                 row[f"{key}_round_median"] = spread["median"]
                 row[f"{key}_q25"], row[f"{key}_q75"] = spread["q25"], spread["q75"]
@@ -227,17 +231,7 @@ def bench_shape(shape: ConvShape, candidates: Sequence[tuple[str, str, str]], re
 
 
 def _picked(shape: ConvShape, impl: str, layout: str) -> str:
-    if impl != "auto":
-        return impl
-    return conv_impl(
-        jax.default_backend(),
-        x_shape=(shape.batch, shape.in_channels, shape.size, shape.size),
-        out_channels=shape.out_channels,
-        kernel=(shape.kernel, shape.kernel),
-        groups=1,
-        output_hw=(shape.output_size,) * 2,
-        stride=(shape.stride,) * 2,
-    )
+    return impl if impl != "auto" else conv_impl(jax.default_backend(), shape.spec(layout))
 
 
 def run(shapes: Sequence[ConvShape] = STANDARD_SHAPES, impls: Sequence[str] | None = None, repeats: int = 5,
@@ -252,26 +246,20 @@ def run(shapes: Sequence[ConvShape] = STANDARD_SHAPES, impls: Sequence[str] | No
     caller's choice (:mod:`jaxconv.host_memory`).
 
     The JAX contestants are compiled with :func:`jaxconv.xla_options.compiler_options` (on CPU,
-    YNNPACK takes the dots, each with the elementwise ops around it; jaxconv's training steps hand it
-    each dot alone, which ran Winograd's layers 0.79-0.95x as fast), the same for every
+    YNNPACK takes the dots, each with the elementwise ops around it), the same for every
     implementation; ``cpu_compiler_options=False`` compiles them with XLA's defaults, as a
-    plain ``jax.jit`` of your own does. On the 2-core CPU of docs/performance.md's tables the options made
-    the winograd and xla contestants' forward+backward up to 1.4x and 2.4x faster.
+    plain ``jax.jit`` of your own does (docs/performance.md compares the two).
 
-    ``impls`` filters the candidates by impl name (``"xla"``, ``"manual"``, ``"im2col"``,
-    ``"shift_add"``, ``"banded"``, ``"winograd"``, ``"pallas"``, ``"auto"``, ``"torch"``); xla NCHW
-    always runs, as the reference.
+    ``impls`` filters the candidates by impl name (any of :data:`jaxconv.IMPLS`, ``"auto"``,
+    ``"torch"``); xla NCHW always runs, as the reference.
     """
     wanted = set(impls) if impls is not None else None
-    candidates = [c for c in CANDIDATES if wanted is None or c[1] in wanted or c[0] == "xla NCHW"]
+    chosen = [c for c in candidates() if wanted is None or c[1] in wanted or c[0] == "xla NCHW"]
     interpreted = jax.default_backend() == "cpu" and wanted is None
     reason = "runs in Pallas's interpreter on CPU (correct, not fast); --impls pallas times it"
-    not_timed = [
-        {"impl": name, "reason": reason}
-        for name, impl, _ in candidates
-        if interpreted and impl in INTERPRETED_ON_CPU
-    ]
-    candidates = [c for c in candidates if not (interpreted and c[1] in INTERPRETED_ON_CPU)]
+    not_timed = [{"impl": label, "reason": reason} for label, impl, _ in chosen
+                 if interpreted and impl in INTERPRETED_ON_CPU]  # fmt: skip
+    chosen = [c for c in chosen if not (interpreted and c[1] in INTERPRETED_ON_CPU)]
     if with_torch is None:
         with_torch = torch_available() and (wanted is None or "torch" in wanted)
     options = xla_options.compiler_options() if cpu_compiler_options else {}
@@ -280,7 +268,7 @@ def run(shapes: Sequence[ConvShape] = STANDARD_SHAPES, impls: Sequence[str] | No
     rows, skipped = [], []
     for shape in shapes:
         progress(f"{shape.name} ({shape.describe()}) ...")
-        timed, left_out = bench_shape(shape, candidates, repeats, with_torch, free_memory, options)
+        timed, left_out = bench_shape(shape, chosen, repeats, with_torch, free_memory, options)
         skipped += left_out
         rows += timed
         _ratios([r for r in rows if r["shape"] == shape.name])

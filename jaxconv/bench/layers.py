@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from jaxconv.shapes import conv_output_shape
+from jaxconv.spec import ConvSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,16 +39,23 @@ class ConvShape:
         n, c, o, h, k, *rest = (int(p) for p in parts)
         return cls(text, n, c, o, h, k, *rest)
 
+    def spec(self, layout: str = "NCHW", dtype: str = "float32") -> ConvSpec:
+        """The layer as the description of a call (:class:`jaxconv.spec.ConvSpec`)."""
+        p = self.padding
+        return ConvSpec(
+            batch=self.batch, in_channels=self.in_channels, out_channels=self.out_channels,
+            input_hw=(self.size, self.size), kernel=(self.kernel, self.kernel),
+            stride=(self.stride, self.stride), pads=((p, p), (p, p)), layout=layout, dtype=dtype,
+        )  # fmt: skip
+
     @property
     def output_size(self) -> int:
-        return conv_output_shape(
-            (self.size, self.size), self.kernel, padding=self.padding, stride=self.stride
-        )[0]
+        return self.spec().output_hw[0]
 
     @property
     def flops(self) -> int:
         """Multiply-adds times two of the forward pass (the backward pass is twice this)."""
-        return 2 * self.batch * self.out_channels * self.output_size**2 * self.in_channels * self.kernel**2
+        return self.spec().flops
 
     def describe(self) -> str:
         return (

@@ -15,8 +15,7 @@ import jax
 from jaxconv import host_memory
 
 # glibc's one heap, tuned to keep freed memory (jaxconv.host_memory), fragments under multi-gigabyte
-# buffers: the book's manual impl on the 1x1 layer, 13.4 GB of temporaries by XLA's estimate, peaked
-# at 24 GB of resident memory tuned and 14 GB as glibc came (2026-11-25). Budget twice the estimate.
+# buffers, up to about twice XLA's estimate (docs/performance.md, "Host memory"). Budget twice it.
 TUNED_HEAP_GROWTH = 2.0
 
 

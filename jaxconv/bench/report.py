@@ -110,7 +110,7 @@ def write(result: dict, out: str | Path) -> list[Path]:
         ax.bar_label(
             bars, labels=[f"{t:,.0f}" if t >= 100 else f"{t:.1f}" for t in times], fontsize=6, padding=2
         )
-        ax.set_xscale("log")  # the book's manual impl is 10x slower on wide layers; keep the rest readable
+        ax.set_xscale("log")  # the book's manual impl is far slower on wide layers; keep the rest readable
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # the bars carry their values
         ax.margins(x=0.25)
         ax.invert_yaxis()

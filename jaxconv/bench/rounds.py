@@ -17,9 +17,8 @@ import numpy as np
 def round_orders(labels: Sequence[str], rounds: int) -> list[list[str]]:
     """The order in which each of ``rounds`` timing rounds runs ``labels``: rows of a Williams design.
 
-    What ran just before a contestant changes its time. On the 2-core CPU of docs/performance.md a JAX
-    call made right after a PyTorch call took 14.2 ms instead of 8.9 ms (LeNet conv2, forward+backward; 20 ms
-    of sleep in between removed the difference). Rotating one order (A B C, B C A, ...) keeps every
+    What ran just before a contestant changes its time (docs/performance.md: a JAX call right after a
+    PyTorch call ran much slower than after a pause). Rotating one order (A B C, B C A, ...) keeps every
     contestant behind the same one in every round but the first; a Williams design (a Latin square
     balanced for carryover) puts each contestant behind every other equally often: once per ``n``
     rounds for an even number ``n`` of labels, twice per ``2 n`` for an odd one. Each contestant also
@@ -62,9 +61,8 @@ def paired_speedups(reference_seconds: Sequence[float], contestant_seconds: Sequ
 
     Round ``r`` timed both, one shortly after the other, so ``reference_seconds[r] /
     contestant_seconds[r]`` sees the machine in one state; the ratio of the two medians can pair a
-    fast spell of one with a slow spell of the other. On the shared 2-core VM of docs/performance.md the
-    step time of one contestant moved 6.2-8.7 ms within a minute, so the spread of the per-round ratios is
-    reported beside their median.
+    fast spell of one with a slow spell of the other. A shared VM's speed drifts within a minute, so the
+    spread of the per-round ratios is reported beside their median.
 
     Args:
       reference_seconds: the reference's time in each round, all > 0.

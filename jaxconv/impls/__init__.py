@@ -1,128 +1,177 @@
 """The implementations being raced, one module each, and their registry.
 
-Every implementation has a convolution core and a pooling core, each with one keyword signature
-(:mod:`jaxconv.impls.common`), options already canonical::
+Every implementation has a convolution core and a pooling core, each taking the call's description
+(:mod:`jaxconv.spec`) as a static argument::
 
-    conv(x, w, b, *, stride, pads, dilation, groups, layout, precision) -> y
-    pool(x, *, mode, window, stride, pads, dilation, layout) -> the windows' max, or their sum
+    conv(x, w, b, *, spec: ConvSpec, precision) -> y        (x, w, y in spec.layout)
+    pool(x, *, spec: PoolSpec) -> the windows' max, or their sum
 
-The public ops (:func:`jaxconv.conv2d`, :func:`jaxconv.max_pool2d`, ...) validate and canonicalise
-their arguments, then call the core :data:`REGISTRY` names. Adding an implementation is one module
-here, one line in :data:`REGISTRY`, and its tests. ``"auto"`` is not an implementation but a rule
-that picks one per shape and platform (:mod:`jaxconv.impls.auto`).
+The public ops (:func:`jaxconv.conv2d`, :func:`jaxconv.max_pool2d`, ...) validate their arguments into a
+spec, then call :func:`conv` or :func:`pool` here, which run the core :data:`REGISTRY` names. Adding an
+implementation is one module here, one entry in :data:`REGISTRY`, and its tests: the public ops' ``impl=``
+choices, the CLI, the bench's contestants, the refusals and the docs' table read the registry.
+``"auto"`` is not an implementation but a rule that picks one per call and platform
+(:mod:`jaxconv.impls.auto`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
-from typing import NamedTuple
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import overload
 
 import jax
+import jax.numpy as jnp
 from jax import lax
 
-from jaxconv._checks import PadPairs, Pair, Precision
-from jaxconv.impls import auto, band, common, manual, pallas, taps, winograd, xla
-from jaxconv.layout import spatial_of, weight_dims
+from jaxconv._checks import Precision
+from jaxconv.impls import auto, band, manual, pallas, taps, winograd, xla
+from jaxconv.impls.platform import BACKEND_OF, per_platform
+from jaxconv.spec import ConvSpec, PoolSpec
 
 ConvCore = Callable[..., jax.Array]
 PoolCore = Callable[..., jax.Array]
+FLOAT_DTYPES = ("bfloat16", "float16", "float32", "float64")
 
 
-class Impl(NamedTuple):
-    """One implementation's two cores."""
+@dataclasses.dataclass(frozen=True)
+class Impl:
+    """Everything jaxconv knows about one implementation."""
 
-    conv: ConvCore
-    pool: PoolCore
+    conv: ConvCore  # conv(x, w, b, *, spec, precision)
+    pool: PoolCore  # pool(x, *, spec); a max has no matmul, so several impls share one
+    summary: str  # what it computes, in a phrase (the CLI's help, the docs' table)
+    label: str  # its name in the bench's tables: the impl and the layout it is raced in
+    bench_layout: str = "NHWC"
+    interpreted_on: tuple[str, ...] = ()  # backends where it runs in an interpreter: correct, not fast
+    groups: str = "native"  # "native", "per_group" (one core call per group) or "densified" (block-diagonal)
+    timed_alone: bool = False  # its memory churn slows whatever runs next: the bench times it after the rest
+    dtypes: tuple[str, ...] = FLOAT_DTYPES
+
+    def refusal(self, name: str, spec: ConvSpec) -> str | None:
+        """Why this implementation cannot run ``spec``, or None."""
+        if spec.dtype not in self.dtypes:
+            return f"impl={name!r} takes {self.dtypes}, got {spec.dtype}"
+        return None
 
 
-# A max has no matmul, so pooling has no band or Winograd form: "banded", "winograd" and "pallas" pool
-# by the running tap reduction of shift_add, so a model can pass one impl to all of its layers.
+# Pooling under banded, winograd and pallas is shift_add's running tap reduction, so a model can pass
+# one impl to all of its layers.
 REGISTRY: dict[str, Impl] = {
-    "xla": Impl(xla.conv2d_xla, xla.pool_xla),
-    "manual": Impl(manual.conv2d_manual, manual.pool_manual),
-    "im2col": Impl(taps.conv2d_im2col, taps.pool_im2col),
-    "shift_add": Impl(taps.conv2d_shift_add, taps.pool_shift_add),
-    "banded": Impl(band.conv2d_banded, taps.pool_shift_add),
-    "winograd": Impl(winograd.conv2d_winograd, taps.pool_shift_add),
-    "pallas": Impl(pallas.conv2d_pallas, taps.pool_shift_add),
-}
-CONV_CORES: dict[str, ConvCore] = {name: impl.conv for name, impl in REGISTRY.items()}
-POOL_CORES: dict[str, PoolCore] = {name: impl.pool for name, impl in REGISTRY.items()}
+    "xla": Impl(xla.conv2d_xla, xla.pool_xla, "XLA's own convolution (lax.conv_general_dilated)", "xla NHWC"),
+    "manual": Impl(manual.conv2d_manual, manual.pool_manual, "the book's window dot product, vmapped",
+                   "manual", bench_layout="NCHW", timed_alone=True),
+    "im2col": Impl(taps.conv2d_im2col, taps.pool_im2col, "patches times the kernel, one matmul",
+                   "im2col NHWC"),
+    "shift_add": Impl(taps.conv2d_shift_add, taps.pool_shift_add, "one small matmul per kernel tap, summed",
+                      "shift_add NHWC"),
+    "banded": Impl(band.conv2d_banded, taps.pool_shift_add,
+                   "stacked input rows times the kernel's band matrix (doubly-blocked Toeplitz)",
+                   "banded NHWC", groups="densified"),
+    "winograd": Impl(winograd.conv2d_winograd, taps.pool_shift_add,
+                     "Winograd's F(4, r) tiles, fewer multiplications", "winograd NHWC", groups="densified"),
+    "pallas": Impl(pallas.conv2d_pallas, taps.pool_shift_add,
+                   "a Pallas kernel (Mosaic on TPU, Triton on GPU), its backward passes kernels too",
+                   "pallas NHWC", interpreted_on=("cpu",), groups="per_group"),
+}  # fmt: skip
 
-# The concrete implementations, and the choices a user may pass ("auto" picks one per shape and backend).
-IMPLS = tuple(REGISTRY)
-IMPL_CHOICES = ("auto", *IMPLS)
+
+class RegistryNames(Sequence[str]):
+    """Names in :data:`REGISTRY`, read on each use: an implementation registered later is among them."""
+
+    def __init__(self, *, auto: bool = False, where: Callable[[Impl], bool] | None = None) -> None:
+        self._auto, self._where = auto, where
+
+    def _names(self) -> tuple[str, ...]:
+        names = tuple(n for n, impl in REGISTRY.items() if self._where is None or self._where(impl))
+        return ("auto", *names) if self._auto else names
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[str, ...]: ...
+    def __getitem__(self, index: int | slice) -> str | tuple[str, ...]:
+        return self._names()[index]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == (tuple(other) if isinstance(other, Sequence) else other)
+
+    __hash__ = None  # type: ignore[assignment]  # its value changes with the registry
+
+    def __repr__(self) -> str:
+        return repr(self._names())
+
+
+# The concrete implementations, and the choices a user may pass ("auto" picks one per call and backend).
+IMPLS = RegistryNames()
+IMPL_CHOICES = RegistryNames(auto=True)
 # Kernels that a CPU runs in Pallas's interpreter: correct, not fast, so races leave them out there.
-INTERPRETED_ON_CPU = ("pallas",)
+INTERPRETED_ON_CPU = RegistryNames(where=lambda impl: "cpu" in impl.interpreted_on)
 
 
-# The platforms JAX lowers for, and the backend name each one's rule is asked under.
-PLATFORMS = {"cpu": "cpu", "cuda": "gpu", "rocm": "gpu", "tpu": "tpu"}
+def register(name: str, impl: Impl) -> None:
+    """Adds an implementation under ``name``: every op's ``impl=``, the CLI, the bench and the docs' table
+    pick it up. ``auto`` picks it only once its rule (:mod:`jaxconv.impls.auto`) names it."""
+    if not isinstance(impl, Impl):
+        raise TypeError(f"register: impl must be a jaxconv.impls.Impl, got {type(impl).__name__}")
+    if not isinstance(name, str) or not name.isidentifier() or name == "auto" or name in REGISTRY:
+        raise ValueError(f"register: name must be a new identifier other than 'auto', got {name!r}")
+    REGISTRY[name] = impl
 
 
-def per_platform(
-    picks: dict[str, str], run: Callable[[str], Callable[..., jax.Array]], *args: jax.Array
-) -> jax.Array:
-    """``run(pick)(*args)`` for the pick of the platform the computation is lowered for.
+def table() -> str:
+    """The registry as a Markdown table (the docs' list of implementations)."""
+    lines = ["| impl | what it computes | groups | interpreted on |", "|---|---|---|---|"]
+    for name, impl in REGISTRY.items():
+        lines.append(
+            f"| `{name}` | {impl.summary} | {impl.groups} | {', '.join(impl.interpreted_on) or '-'} |"
+        )
+    return "\n".join(lines)
 
-    ``picks`` maps each of :data:`PLATFORMS` to an impl name. One pick for all runs it directly;
-    otherwise ``lax.platform_dependent`` resolves at lowering, so a CPU program holds only the CPU
-    branch and a GPU or TPU program only theirs, whatever the host that traced it.
-    """
-    distinct = set(picks.values())
-    if len(distinct) == 1:
-        return run(distinct.pop())(*args)
-    branches = {platform: run(pick) for platform, pick in picks.items()}
-    return lax.platform_dependent(*args, **branches, default=branches["cuda"])  # others: as accelerators
+
+def spread(x: jax.Array, spec: ConvSpec) -> tuple[jax.Array, ConvSpec]:
+    """``x`` spread by ``spec.input_dilation`` and padded (negative pads crop) in one ``lax.pad``, as lax
+    does, and the spec of what is left: an ordinary convolution of the spread input. A transposed
+    convolution's input is always padded here, its cores see no padding."""
+    if not spec.transposed and spec.input_dilation == (1, 1) and min(min(p) for p in spec.pads) >= 0:
+        return x, spec
+    spatial = [(lo, hi, d - 1) for (lo, hi), d in zip(spec.pads, spec.input_dilation, strict=True)]
+    config = [(0, 0, 0), *spatial, (0, 0, 0)] if spec.layout == "NHWC" else [(0, 0, 0), (0, 0, 0), *spatial]
+    return lax.pad(x, jnp.zeros((), x.dtype), config), spec.spread()
 
 
 def conv(
-    impl: str, x: jax.Array, w: jax.Array, b: jax.Array | None, *, stride: Pair, pads: PadPairs,
-    dilation: Pair, groups: int, layout: str, precision: Precision = None,
-) -> jax.Array:  # fmt: skip
-    """Runs the convolution core ``impl`` names on a batched ``x``, options canonical. ``"auto"`` runs
-    the core :func:`jaxconv.impls.auto.conv_impl` picks for this shape on the platform the
-    computation is lowered for (:func:`per_platform`)."""
-    options = dict(
-        stride=stride, pads=pads, dilation=dilation, groups=groups, layout=layout, precision=precision
-    )
+    impl: str, x: jax.Array, w: jax.Array, b: jax.Array | None, spec: ConvSpec, *, precision: Precision = None
+) -> jax.Array:
+    """Runs the convolution ``spec`` describes through the core ``impl`` names. ``"auto"`` runs the core
+    :func:`jaxconv.impls.auto.conv_impl` picks on the platform the computation is lowered for.
+
+    No core takes an input dilation or a crop: the input is spread and padded first (:func:`spread`).
+    """
+    x, spec = spread(x, spec)
     if impl != "auto":
-        return CONV_CORES[impl](x, w, b, **options)
-    (h, wd), c = spatial_of(x.shape, layout), x.shape[1 if layout == "NCHW" else 3]
-    o, _, kernel = weight_dims(w.shape, layout)
-    padded = (h + pads[0][0] + pads[0][1], wd + pads[1][0] + pads[1][1])
-    output_hw = common.valid_output_hw(padded, kernel, stride, dilation)
-
-    def rule(backend: str) -> str:
-        return auto.conv_impl(
-            backend, x_shape=(x.shape[0], c, h, wd), out_channels=o, kernel=kernel, groups=groups,
-            itemsize=x.dtype.itemsize, output_hw=output_hw, stride=stride, dilation=dilation,
-        )  # fmt: skip
-
-    picks = {platform: rule(backend) for platform, backend in PLATFORMS.items()}
+        why = REGISTRY[impl].refusal(impl, spec)
+        if why is not None:
+            raise ValueError(f"conv: {why}")
+        return REGISTRY[impl].conv(x, w, b, spec=spec, precision=precision)
+    picks = {platform: auto.conv_impl(backend, spec) for platform, backend in BACKEND_OF.items()}
 
     def run(pick: str) -> Callable[..., jax.Array]:
-        return lambda x, w, *bias: CONV_CORES[pick](x, w, bias[0] if bias else None, **options)
+        core = REGISTRY[pick].conv
+        return lambda x, w, *bias: core(x, w, bias[0] if bias else None, spec=spec, precision=precision)
 
-    return per_platform(picks, run, x, w, *([] if b is None else [b]))
+    runs = {pick: run(pick) for pick in set(picks.values())}
+    return per_platform({p: runs[pick] for p, pick in picks.items()}, x, w, *([] if b is None else [b]))
 
 
-def pool(
-    impl: str, x: jax.Array, *, mode: str, window: Pair, stride: Pair, pads: PadPairs, dilation: Pair,
-    layout: str,
-) -> jax.Array:  # fmt: skip
-    """Runs the pooling core ``impl`` names on a batched ``x`` (the windows' max, or their sum);
-    ``"auto"`` runs the core :func:`jaxconv.impls.auto.pool_impl` picks for the platform the
-    computation is lowered for."""
-    options = dict(mode=mode, window=window, stride=stride, pads=pads, dilation=dilation, layout=layout)
+def pool(impl: str, x: jax.Array, spec: PoolSpec) -> jax.Array:
+    """Runs the pooling ``spec`` describes (the windows' max, or their sum) through ``impl``'s pooling core;
+    ``"auto"`` runs the core :func:`jaxconv.impls.auto.pool_impl` picks for the platform lowered for."""
     if impl != "auto":
-        return POOL_CORES[impl](x, **options)
-    input_hw = spatial_of(x.shape, layout)
-    picks = {
-        platform: auto.pool_impl(
-            backend, input_hw=input_hw, window=window, stride=stride, pads=pads, dilation=dilation
-        )
-        for platform, backend in PLATFORMS.items()
-    }
-    return per_platform(picks, lambda pick: partial(POOL_CORES[pick], **options), x)
+        return REGISTRY[impl].pool(x, spec=spec)
+    picks = {platform: auto.pool_impl(backend, spec) for platform, backend in BACKEND_OF.items()}
+    runs = {pick: (lambda x, core=REGISTRY[pick].pool: core(x, spec=spec)) for pick in set(picks.values())}
+    return per_platform({p: runs[pick] for p, pick in picks.items()}, x)

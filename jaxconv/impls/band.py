@@ -20,16 +20,16 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxconv._checks import PadPairs, Pair, Precision
+from jaxconv._checks import Precision
 from jaxconv.impls.common import (
     CORE_STATIC,
     dense_grouped_kernel,
     finish,
     overlapping_tiles,
     to_nhwc,
-    valid_output_hw,
 )
 from jaxconv.impls.patch_product import patch_product
+from jaxconv.spec import ConvSpec
 
 # A band tile covers this many times the kernel's extent of input columns: wider tiles multiply
 # by more zeros, narrower ones copy more (one tile per output column is im2col). 2 (at least half
@@ -45,14 +45,8 @@ def band_tile(out_width: int, kw: int, stride: int, dilation: int) -> int:
     limit; otherwise the limit's number of tiles spread evenly over the row, the last tile's extra
     columns padding.
 
-    An exact tile leaves no padding columns to slice off the output and pad back onto its gradient.
-    Forward+backward, against the even spread (docs/performance.md, "The layer bench"):
-    - LeNet's first layer ran 1.2-1.6x faster in exact tiles of 4 than in tiles of 6 with 2
-      columns over. Inexact tiles of 5 or 3 were no faster.
-    - Other layers with exact tiles of 4 ran 1.27-1.6x faster: 6->16 and 3->16 5x5 layers on
-      28x28 and 32x32, and the book's 100-channel layer.
-    In LeNet's training step, whose first layer needs no input gradient, tiles of 4 and of 6 ran
-    alike (36 alternating rounds, each twice: 19.1-19.2 vs 18.7-19.2 ms).
+    An exact tile leaves no padding columns to slice off the output and pad back onto its gradient,
+    and ran faster forward+backward than the even spread (docs/performance.md, "The layer bench").
 
     Examples:
       >>> band_tile(10, 5, 1, 1)  # LeNet's second layer: 2 tiles of 5 columns, span 9
@@ -104,11 +98,7 @@ def conv2d_banded(
     w: jax.Array,
     b: jax.Array | None,
     *,
-    stride: Pair,
-    pads: PadPairs,
-    dilation: Pair,
-    groups: int,
-    layout: str,
+    spec: ConvSpec,
     precision: Precision = None,
 ) -> jax.Array:
     """Batched convolution as stacked input rows times the kernel's band matrix; options canonical.
@@ -116,13 +106,14 @@ def conv2d_banded(
     The output row is cut into tiles of ``band_tile`` columns; all tiles share one band, so they
     are rows of one matmul ``(N * OH * tiles, kh * span * C) @ (kh * span * C, tile * O)``.
     """
+    stride, pads, dilation, groups, layout = spec.stride, spec.pads, spec.dilation, spec.groups, spec.layout
     dtype = x.dtype
     x, w = to_nhwc(x, w, layout)
     w = dense_grouped_kernel(w, groups)
     kh, kw, _, o = w.shape
     x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
     n, h, width, c = x.shape
-    oh, ow = valid_output_hw((h, width), (kh, kw), stride, dilation)
+    oh, ow = spec.output_hw
     tile = band_tile(ow, kw, stride[1], dilation[1])
     tiles = -(-ow // tile)
     span = band_span(tile, kw, stride[1], dilation[1])

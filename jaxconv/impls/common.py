@@ -1,9 +1,8 @@
 """What the hand-written convolution cores share: their static options, the NHWC working layout, the
 bias-and-cast epilogue, grouped kernels made dense, and overlapping tiles of an axis.
 
-Every core has one keyword signature, ``core(x, w, b, *, stride, pads, dilation, groups, layout,
-precision)``, with the options already canonical (pairs, explicit pads), jitted with them static
-(:data:`CORE_STATIC`).
+Every core has one keyword signature, ``core(x, w, b, *, spec, precision)``, the call described by a
+:class:`jaxconv.spec.ConvSpec`, jitted with both static (:data:`CORE_STATIC`).
 """
 
 from __future__ import annotations
@@ -17,9 +16,10 @@ from jax import lax
 
 from jaxconv._checks import Pair, accumulation_dtype
 
-# The static keyword arguments of every convolution core, and of every pooling core.
-CORE_STATIC = ("stride", "pads", "dilation", "groups", "layout", "precision")
-POOL_STATIC = ("mode", "window", "stride", "pads", "dilation", "layout")
+# The static keyword arguments of every convolution core (the call's description and the precision), and
+# of every pooling core.
+CORE_STATIC = ("spec", "precision")
+POOL_STATIC = ("spec",)
 
 
 def valid_output_hw(padded_hw: Pair, kernel: Pair, stride: Pair, dilation: Pair) -> Pair:
@@ -54,8 +54,7 @@ def finish(
         else:
             # Added to the (N * OH * OW, O) view: XLA's CPU loop fusion of the bias with a following
             # sigmoid then runs over that 2-D shape, whose exp it vectorizes; over (N, OH, OW, O) it
-            # did not (LeNet's conv2: 565 vs 211 us alone; the book recipe's step 1.04-1.06x,
-            # docs/performance.md).
+            # did not (docs/performance.md, "Measurements behind the code's rules").
             y = (y.reshape(math.prod(y.shape[:-1]), y.shape[-1]) + bias[None, :]).reshape(y.shape)
     y = y.astype(dtype)
     return y.transpose(0, 3, 1, 2) if y_layout != layout else y

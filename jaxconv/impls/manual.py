@@ -18,10 +18,11 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxconv._checks import PadPairs, Pair, Precision, accumulation_dtype
+from jaxconv._checks import Pair, Precision, accumulation_dtype
 from jaxconv.impls.common import CORE_STATIC, POOL_STATIC
 from jaxconv.layout import from_nchw, to_nchw, weight_to_oihw
 from jaxconv.shapes import effective_kernel, output_size
+from jaxconv.spec import ConvSpec, PoolSpec
 
 # ---- cross-correlation ------------------------------------------------------------------------
 
@@ -75,11 +76,7 @@ def conv2d_manual(
     w: jax.Array,
     b: jax.Array | None,
     *,
-    stride: Pair,
-    pads: PadPairs,
-    dilation: Pair,
-    groups: int,
-    layout: str,
+    spec: ConvSpec,
     precision: Precision = None,
 ) -> jax.Array:
     """Batched convolution from the book's definition: the vmapped window dot product.
@@ -87,6 +84,7 @@ def conv2d_manual(
     Groups split the channels into ``groups`` independent multi-input-multi-output problems,
     vmapped like the batch.
     """
+    stride, pads, dilation, groups, layout = spec.stride, spec.pads, spec.dilation, spec.groups, spec.layout
     x = jnp.pad(to_nchw(x, layout), ((0, 0), (0, 0), *pads))
     w = weight_to_oihw(w, layout)
     n, c, h, wd = x.shape
@@ -116,15 +114,14 @@ def window_reduce(
 
 
 @partial(jax.jit, static_argnames=POOL_STATIC)
-def pool_manual(
-    x: jax.Array, *, mode: str, window: Pair, stride: Pair, pads: PadPairs, dilation: Pair, layout: str
-) -> jax.Array:
+def pool_manual(x: jax.Array, *, spec: PoolSpec) -> jax.Array:
     """The windows' max or sum from the book's definition, vmapped over positions, channels, batch."""
+    mode, layout = spec.mode, spec.layout
+    window, stride, pads, dilation = spec.window, spec.stride, spec.pads, spec.dilation
     x = to_nchw(x, layout)
     fill = -jnp.inf if mode == "max" else 0.0  # max-pool never picks a pad
     x = jnp.pad(x, ((0, 0), (0, 0), *pads), constant_values=fill)
-    extent = tuple((k - 1) * d + 1 for k, d in zip(window, dilation, strict=True))
-    oh, ow = output_size("pool2d", x.shape[2:], extent, ((0, 0), (0, 0)), stride)
+    oh, ow = spec.output_hw
 
     def one_channel(xc: jax.Array) -> jax.Array:
         at = partial(window_reduce, xc, mode=mode, window=window, stride=stride, dilation=dilation)

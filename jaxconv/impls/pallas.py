@@ -36,6 +36,8 @@ from jax.experimental import pallas as pl
 
 from jaxconv._checks import PadPairs, Pair, Precision, accumulation_dtype
 from jaxconv.impls.common import CORE_STATIC, finish, to_nhwc, valid_output_hw
+from jaxconv.impls.platform import per_platform
+from jaxconv.spec import ConvSpec
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": jax.nn.relu,
@@ -317,13 +319,14 @@ def _on_platform(
     tiling: str | None, run: Callable[..., Callable[..., jax.Array]], *args: jax.Array
 ) -> jax.Array:
     """``run(backend, interpret)(*args)``: the kernel variant of the platform the computation is lowered
-    for, or, with ``tiling``, that backend's tiles in the interpreter wherever it runs."""
+    for (:func:`jaxconv.impls.platform.per_platform`), or, with ``tiling``, that backend's tiles in the
+    interpreter wherever it runs."""
     if tiling is not None:
         return run(tiling, True)(*args)
-    branches = {
-        platform: run(backend, backend == "interpret") for platform, backend in KERNEL_BACKENDS.items()
-    }
-    return lax.platform_dependent(*args, **branches, default=branches["cuda"])
+    return per_platform(
+        {platform: run(backend, backend == "interpret") for platform, backend in KERNEL_BACKENDS.items()},
+        *args,
+    )
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
@@ -398,10 +401,10 @@ def conv2d_pallas_nhwc(
 
 @partial(jax.jit, static_argnames=CORE_STATIC)
 def conv2d_pallas(
-    x: jax.Array, w: jax.Array, b: jax.Array | None, *, stride: Pair, pads: PadPairs, dilation: Pair,
-    groups: int, layout: str, precision: Precision = None,
-) -> jax.Array:  # fmt: skip
-    """Batched convolution through the Pallas kernel; options canonical. Groups run one kernel each."""
+    x: jax.Array, w: jax.Array, b: jax.Array | None, *, spec: ConvSpec, precision: Precision = None
+) -> jax.Array:
+    """Batched convolution through the Pallas kernel. Groups run one kernel each."""
+    stride, pads, dilation, groups, layout = spec.stride, spec.pads, spec.dilation, spec.groups, spec.layout
     dtype = x.dtype
     x, w = to_nhwc(x, w, layout)
     cpg, opg = x.shape[-1] // groups, w.shape[-1] // groups

@@ -6,9 +6,8 @@ rows or tiles, ``D`` taps times channels) by a kernel matrix ``K (D, E)``. Autod
 kernel gradient as ``Pᵀ @ G`` for the output gradient ``G (M, E)``, a dot contracting the long
 ``M`` axis of both operands. XLA's CPU backend runs that form with Eigen (YNNPACK takes only dots
 that contract the left operand's last axis), and Eigen's rate depends on which operand it is given
-second: the same product computed as ``(Gᵀ @ P)ᵀ``, the wider operand second, ran 1.34-2.0x faster
-when ``D > E`` (LeNet's conv1 and conv2 bands, 1.40x and 1.46x; im2col of the ResNet 3x3 layers,
-1.34-1.38x; a 1x1 layer, 1.54x), and 0.57-0.72x as fast when ``D < E`` (docs/performance.md). XLA's algebraic
+second: the same product computed as ``(Gᵀ @ P)ᵀ``, the wider operand second, runs faster when
+``D > E`` and slower when ``D < E`` (docs/performance.md). XLA's algebraic
 simplifier folds a transpose after a dot back into the dot by swapping its operands, so an
 ``optimization_barrier`` keeps the small ``(E, D)`` result apart from its transpose.
 

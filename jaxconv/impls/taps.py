@@ -30,6 +30,7 @@ from jax import lax
 from jaxconv._checks import PadPairs, Pair, Precision, accumulation_dtype
 from jaxconv.impls.common import CORE_STATIC, POOL_STATIC, finish, to_nhwc, valid_output_hw
 from jaxconv.impls.patch_product import patch_product
+from jaxconv.spec import ConvSpec, PoolSpec
 
 
 def tap_slices(x: jax.Array, kernel: Pair, stride: Pair, dilation: Pair) -> list[jax.Array]:
@@ -59,9 +60,8 @@ def tap_slices(x: jax.Array, kernel: Pair, stride: Pair, dilation: Pair) -> list
 # materialises, so a patch matrix concatenated along channels is written twice.
 MAX_FUSED_CONCATENATE = 8
 # Taps whose channels fill at least this many bytes are stacked in one fusion (:func:`stacked_taps`).
-# With fewer, the fused loop and its transpose (the col2im) move a few floats at a time: LeNet's
-# 6-channel second layer ran 0.82-0.91x forward+backward through im2col so; 16-100 channels
-# 0.99-1.14x, the largest layers the most (docs/performance.md, "The layer bench").
+# With fewer, the fused loop and its transpose (the col2im) move a few floats at a time, slower than
+# the concatenate (docs/performance.md, "The layer bench").
 MIN_FUSED_TAP_BYTES = 64
 
 
@@ -73,8 +73,8 @@ def stacked_taps(x: jax.Array, kernel: Pair, stride: Pair, dilation: Pair) -> ja
     axis, built as a concatenate of the kernel's rows along axis 3, each a concatenate of its taps
     along axis 4: neither runs along the minor axis nor has too many operands, so XLA's CPU backend
     fuses the slices and both stacks into one loop that writes the patches once. Concatenated along
-    channels (the fallback), each tap slice is copied out first and the copies then concatenated:
-    the ResNet stride-2 layer's patches (58 MB) took 14.3 ms so against 5.8 ms.
+    channels (the fallback), each tap slice is copied out first and the copies then concatenated,
+    writing the patches twice.
     """
     views = tap_slices(x, kernel, stride, dilation)
     (kh, kw), c = kernel, x.shape[3]
@@ -93,17 +93,14 @@ def conv2d_im2col(
     w: jax.Array,
     b: jax.Array | None,
     *,
-    stride: Pair,
-    pads: PadPairs,
-    dilation: Pair,
-    groups: int,
-    layout: str,
+    spec: ConvSpec,
     precision: Precision = None,
 ) -> jax.Array:
     """Batched convolution as patches times kernel; options already canonical (see ``conv2d``).
 
     An ungrouped 1x1 kernel in ``NCHW`` runs as :func:`_pointwise_nchw`, without transposes.
     """
+    stride, pads, dilation, groups, layout = spec.stride, spec.pads, spec.dilation, spec.groups, spec.layout
     if layout == "NCHW" and w.shape[2:] == (1, 1) and groups == 1:
         return _pointwise_nchw(x, w, b, stride=stride, pads=pads, precision=precision)
     dtype = x.dtype
@@ -135,7 +132,7 @@ def _pointwise_nchw(
     transposes. The kernel is broadcast over the batch to make ``n`` a batch dimension of the
     product: its weight gradient is then one ``(O, H * W) @ (H * W, C)`` product per image, summed
     (the transpose of the broadcast), where a contraction over ``(n, h * w)`` would make XLA
-    transpose the input and the output gradient first (1.4-2x slower forward+backward, docs/performance.md).
+    transpose the input and the output gradient first (slower forward+backward, docs/performance.md).
     """
     dtype, acc = x.dtype, accumulation_dtype(x.dtype)
     x = jnp.pad(x.astype(acc), ((0, 0), (0, 0), *pads))
@@ -159,14 +156,11 @@ def conv2d_shift_add(
     w: jax.Array,
     b: jax.Array | None,
     *,
-    stride: Pair,
-    pads: PadPairs,
-    dilation: Pair,
-    groups: int,
-    layout: str,
+    spec: ConvSpec,
     precision: Precision = None,
 ) -> jax.Array:
     """Batched convolution as one small matmul per kernel tap, summed; options canonical."""
+    stride, pads, dilation, groups, layout = spec.stride, spec.pads, spec.dilation, spec.groups, spec.layout
     dtype = x.dtype
     x, w = to_nhwc(x, w, layout)
     kh, kw, cpg, o = w.shape
@@ -188,10 +182,7 @@ def conv2d_shift_add(
     return finish(y.reshape(*y.shape[:3], o), b, dtype, layout)
 
 
-def pool_taps(
-    x: jax.Array, *, mode: str, window: Pair, stride: Pair, pads: PadPairs, dilation: Pair, layout: str,
-    stacked: bool,
-) -> jax.Array:  # fmt: skip
+def pool_taps(x: jax.Array, *, spec: PoolSpec, stacked: bool) -> jax.Array:
     """Max (``x.dtype``) of, or sum (accumulation dtype) over, the window's tap slices of ``x``
     (padded with -inf / 0), in ``layout``.
 
@@ -200,6 +191,8 @@ def pool_taps(
     reduced as axes of a reshape instead: the same taps, with a cheaper gradient. Averages are
     divided by the caller.
     """
+    mode, layout = spec.mode, spec.layout
+    window, stride, pads, dilation = spec.window, spec.stride, spec.pads, spec.dilation
     if layout == "NCHW":
         x = x.transpose(0, 2, 3, 1)
     fill = -jnp.inf if mode == "max" else 0.0

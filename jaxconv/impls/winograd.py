@@ -9,7 +9,7 @@ inputs with ``a`` multiplications instead of ``m * r``. In 2-D a tile of ``a x a
 ``B^T d B`` transforms an input tile, ``G g G^T`` the kernel (once), ``*`` is elementwise per
 tile and, summed over input channels, one matmul per transformed position: ``a * a`` matmuls
 ``(tiles, C) @ (C, O)`` in place of im2col's ``(m * m * tiles, r * r * C) @ (r * r * C, O)``. With
-``m = 4`` a 3x3 layer multiplies 4x less, a 5x5 one 6.25x less; the transforms are small matmuls
+``m = 4`` a 3x3 layer multiplies a quarter as often, a 5x5 one 4/25 as often; the transforms are small matmuls
 over the tiles. The matrices come from Toom-Cook interpolation at the points
 ``0, 1, -1, 2, -2, 1/2, -1/2`` and infinity (:func:`toom_cook`), computed exactly in fractions.
 
@@ -25,9 +25,8 @@ The rest of convolution reduces to that stride-1, undilated core:
 
 Autodiff gives the gradients: every step is a slice, a reshape or a matmul. The output tiles'
 reshuffle into the image has a custom JVP only so that its transpose, in the backward pass, runs as
-stacked slices (:func:`_untile`). That reshuffle alone ran 2.2x faster so; forward+backward, the
-ResNet and book layers ran 1.03-1.04x faster against three copies of the plain form (1.08-1.14x in
-two earlier pairwise races), its gain partly hidden by the ops that run beside it.
+stacked slices (:func:`_untile`), which XLA's CPU backend runs faster than its own transpose loop
+(docs/performance.md).
 """
 
 from __future__ import annotations
@@ -40,15 +39,15 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxconv._checks import PadPairs, Pair, Precision
+from jaxconv._checks import Pair, Precision
 from jaxconv.impls.common import (
     CORE_STATIC,
     dense_grouped_kernel,
     finish,
     overlapping_tiles,
     to_nhwc,
-    valid_output_hw,
 )
+from jaxconv.spec import ConvSpec
 
 # Output tile per axis, and the most kernel taps one Winograd piece takes: F(4, 5) interpolates at
 # 7 points (0, +-1, +-2, +-1/2). Measured float32 error against XLA, relative to the largest output:
@@ -141,8 +140,8 @@ def _valid(x: jax.Array, w: jax.Array, precision: Precision, out_layout: str) ->
 
 def _tile_major(y: jax.Array, grid: tuple[int, int, int, int]) -> jax.Array:
     """``y (N, th * TILE, tw * TILE, O)`` -> ``(TILE * TILE, N * th * tw * O)``, output tile position
-    first, as a stack of one slice per position: XLA's CPU loop for the same transpose ran 2.2x
-    slower (6.8 vs 3.1 ms on a ResNet layer's 26 MB, where a copy takes 1.0 ms)."""
+    first, as a stack of one slice per position, which XLA's CPU backend runs faster than its loop for
+    the same transpose (docs/performance.md)."""
     n, th, tw, o = grid
     y = y.reshape(n, th, TILE, tw, TILE, o).transpose(0, 1, 3, 2, 4, 5).reshape(n * th * tw, TILE * TILE, o)
     return jnp.stack([y[:, k] for k in range(TILE * TILE)]).reshape(TILE * TILE, -1)
@@ -229,21 +228,18 @@ def conv2d_winograd(
     w: jax.Array,
     b: jax.Array | None,
     *,
-    stride: Pair,
-    pads: PadPairs,
-    dilation: Pair,
-    groups: int,
-    layout: str,
+    spec: ConvSpec,
     precision: Precision = None,
 ) -> jax.Array:
     """Batched convolution by Winograd's ``F(4, r)`` tiles; options canonical (see ``conv2d``)."""
+    stride, pads, dilation, groups, layout = spec.stride, spec.pads, spec.dilation, spec.groups, spec.layout
     dtype = x.dtype
     x, w = to_nhwc(x, w, layout)
     w = dense_grouped_kernel(w, groups)
     x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
     n, h, width, _ = x.shape
     kh, kw = w.shape[:2]
-    oh, ow = valid_output_hw((h, width), (kh, kw), stride, dilation)
+    oh, ow = spec.output_hw
     if dilation != (1, 1) and stride == (1, 1):  # the input's phases as batch entries
         dh, dw = dilation
         ph, pw = -(-oh // dh), -(-ow // dw)  # outputs per phase

@@ -14,9 +14,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxconv._checks import PadPairs, Pair, Precision, accumulation_dtype
+from jaxconv._checks import Precision, accumulation_dtype
 from jaxconv.impls.common import CORE_STATIC, POOL_STATIC
 from jaxconv.layout import dimension_numbers
+from jaxconv.spec import ConvSpec, PoolSpec
 
 
 @partial(jax.jit, static_argnames=CORE_STATIC)
@@ -25,14 +26,11 @@ def conv2d_xla(
     w: jax.Array,
     b: jax.Array | None,
     *,
-    stride: Pair,
-    pads: PadPairs,
-    dilation: Pair,
-    groups: int,
-    layout: str,
+    spec: ConvSpec,
     precision: Precision = None,
 ) -> jax.Array:
     """Batched convolution through ``lax.conv_general_dilated``; options already canonical."""
+    stride, pads, dilation, groups, layout = spec.stride, spec.pads, spec.dilation, spec.groups, spec.layout
     y = lax.conv_general_dilated(
         x,
         w,
@@ -49,10 +47,10 @@ def conv2d_xla(
 
 
 @partial(jax.jit, static_argnames=POOL_STATIC)
-def pool_xla(
-    x: jax.Array, *, mode: str, window: Pair, stride: Pair, pads: PadPairs, dilation: Pair, layout: str
-) -> jax.Array:
+def pool_xla(x: jax.Array, *, spec: PoolSpec) -> jax.Array:
     """The windows' max (``x.dtype``) or sum (accumulation dtype) through ``lax.reduce_window``."""
+    mode, layout = spec.mode, spec.layout
+    window, stride, pads, dilation = spec.window, spec.stride, spec.pads, spec.dilation
     spatial = (2, 3) if layout == "NCHW" else (1, 2)
     dims, strides, padding, dilations = [1] * 4, [1] * 4, [(0, 0)] * 4, [1] * 4
     for axis, k, s, p, d in zip(spatial, window, stride, pads, dilation, strict=True):

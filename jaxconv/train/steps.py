@@ -56,8 +56,8 @@ def _metrics(logits: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:
     }
 
 
-# jaxconv's XLA options with each dot alone: 1.03-1.16x faster LeNet steps than with YNNPACK's
-# elementwise fusions (xla_options' doc).
+# jaxconv's XLA options with each dot alone: faster LeNet steps than with YNNPACK's elementwise
+# fusions (xla_options' doc, docs/performance.md).
 _step_jit = functools.partial(xla_options.jit, fuse_elementwise=False)
 
 

@@ -47,7 +47,7 @@ def test_run_times_every_contestant_and_they_agree(tmp_path):
                        progress=lambda _: None)  # fmt: skip
     labels = [r["impl"] for r in result["rows"]]
     on_cpu = jax.default_backend() == "cpu"  # where the Pallas kernel is interpreted, and not timed
-    assert labels == [label for label, impl, _ in bench.CANDIDATES if not (on_cpu and impl == "pallas")]
+    assert labels == [label for label, impl, _ in bench.candidates() if not (on_cpu and impl == "pallas")]
     assert [r["impl"] for r in result["not_timed"]] == (["pallas NHWC"] if on_cpu else [])
     for row in result["rows"]:
         assert row["forward_ms"] > 0 and row["forward_backward_ms"] > 0
@@ -99,7 +99,7 @@ def test_contestants_compile_with_jaxconvs_options_or_xlas_defaults(monkeypatch)
 
 def test_a_contestant_that_would_not_fit_in_memory_is_skipped_with_the_reason(tmp_path):
     on_cpu = jax.default_backend() == "cpu"  # the Pallas kernel is not timed there
-    labels = [label for label, impl, _ in bench.CANDIDATES if not (on_cpu and impl == "pallas")]
+    labels = [label for label, impl, _ in bench.candidates() if not (on_cpu and impl == "pallas")]
     # free_memory is asked once per JAX contestant, in order: no limit, except none left for manual
     free = iter([None if label != "manual" else 0 for label in labels])
     result = bench.run([bench.ConvShape("tiny", 2, 3, 4, 8, 3, 1)], impls=None, repeats=1, with_torch=False,
@@ -114,7 +114,7 @@ def test_a_contestant_that_would_not_fit_in_memory_is_skipped_with_the_reason(tm
 
 def test_nothing_runs_on_a_shape_whose_reference_does_not_fit(tmp_path):
     shape = bench.ConvShape("tiny", 2, 3, 4, 8, 3, 1)
-    candidates = bench.CANDIDATES[:3]
+    candidates = bench.candidates()[:3]
     rows, skipped = bench.bench_shape(shape, candidates, repeats=1, with_torch=False, free_memory=lambda: 1)
     assert rows == []
     assert [r["impl"] for r in skipped] == [label for label, _, _ in candidates]

@@ -7,8 +7,19 @@ import pytest
 
 import jaxconv as jc
 from jaxconv.impls import auto
+from jaxconv.spec import ConvSpec, PoolSpec
 
-LENET = dict(out_channels=6, kernel=(5, 5), groups=1)
+
+def layer(x_shape, out_channels, kernel, output_hw=None, groups=1, stride=(1, 1), dilation=(1, 1)):
+    """The spec of a layer, padded to give ``output_hw`` (default: ``ceil(size / stride)``, as 'same')."""
+    n, c, *hw = x_shape
+    pads = []
+    for size, k, s, d, out in zip(hw, kernel, stride, dilation, output_hw or (None, None), strict=True):
+        out = -(-size // s) if out is None else out
+        total = (out - 1) * s + (k - 1) * d + 1 - size
+        pads.append((total // 2, total - total // 2))
+    return ConvSpec(batch=n, in_channels=c, out_channels=out_channels, input_hw=tuple(hw), kernel=kernel,
+                    stride=stride, pads=tuple(pads), dilation=dilation, groups=groups)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -40,9 +51,9 @@ LENET = dict(out_channels=6, kernel=(5, 5), groups=1)
     ],
 )
 def test_conv_rule(backend, x_shape, out_channels, kernel, output_hw, groups, stride, expected):
-    picked = auto.conv_impl(backend, x_shape=x_shape, out_channels=out_channels, kernel=kernel, groups=groups,
-                            output_hw=output_hw, stride=stride)  # fmt: skip
-    assert picked == expected
+    spec = layer(x_shape, out_channels, kernel, output_hw, groups, stride)
+    assert output_hw is None or spec.output_hw == output_hw
+    assert auto.conv_impl(backend, spec) == expected
 
 
 @pytest.fixture
@@ -51,8 +62,8 @@ def picks(monkeypatch):
     seen = []
     real = auto.conv_impl
 
-    def spy(backend, **kwargs):  # auto asks for every platform; the CPU pick is what runs here
-        pick = real(backend, **kwargs)
+    def spy(backend, spec):  # auto asks for every platform; the CPU pick is what runs here
+        pick = real(backend, spec)
         if backend == "cpu":
             seen.append(pick)
         return pick
@@ -62,15 +73,16 @@ def picks(monkeypatch):
 
 
 def test_conv_rule_reads_both_axes_of_the_dilation():
-    layer = dict(x_shape=(32, 64, 56, 56), out_channels=64, kernel=(3, 3), groups=1)
-    assert auto.conv_impl("cpu", **layer, output_hw=(52, 54), dilation=(2, 1)) == "im2col"
-    assert auto.conv_impl("cpu", **layer, output_hw=(54, 54)) == "winograd"
+    resnet = dict(x_shape=(32, 64, 56, 56), out_channels=64, kernel=(3, 3))
+    assert auto.conv_impl("cpu", layer(**resnet, output_hw=(52, 54), dilation=(2, 1))) == "im2col"
+    assert auto.conv_impl("cpu", layer(**resnet, output_hw=(54, 54))) == "winograd"
 
 
-@pytest.mark.parametrize("stride", [2, (2,), (1, 1, 1)])
-def test_conv_rule_rejects_a_stride_that_is_not_a_pair(stride):
-    with pytest.raises((ValueError, TypeError), match="stride"):
-        auto.conv_impl("cpu", x_shape=(1, 1, 8, 8), out_channels=1, kernel=(3, 3), groups=1, stride=stride)
+def test_conv_rule_takes_a_spec():
+    with pytest.raises(TypeError, match=r"conv_impl: spec must be a ConvSpec, got dict"):
+        auto.conv_impl("cpu", dict(x_shape=(1, 1, 8, 8), out_channels=1, kernel=(3, 3)))
+    with pytest.raises(TypeError, match=r"pool_impl: spec must be a PoolSpec, got ConvSpec"):
+        auto.pool_impl("cpu", layer((1, 1, 8, 8), 1, (3, 3)))
 
 
 def test_auto_sends_a_height_strided_layer_past_winograd(picks):
@@ -85,9 +97,9 @@ def test_auto_sends_a_height_strided_layer_past_winograd(picks):
 def test_band_rule_respects_the_band_size():
     # 2 output channels, 18 wide (3 exact tiles of 6): 3 zeros per saved copy, but the band is
     # 5 * 10 * C * 6 * 2 * 4 bytes: 37.5 MiB for 16384 channels, 75 MiB for 32768 (over the limit: im2col).
-    small = dict(out_channels=2, kernel=(5, 5), groups=1, output_hw=(18, 18))
-    assert auto.conv_impl("cpu", x_shape=(1, 16384, 22, 22), **small) == "banded"
-    assert auto.conv_impl("cpu", x_shape=(1, 32768, 22, 22), **small) == "im2col"
+    small = dict(out_channels=2, kernel=(5, 5), output_hw=(18, 18))
+    assert auto.conv_impl("cpu", layer((1, 16384, 22, 22), **small)) == "banded"
+    assert auto.conv_impl("cpu", layer((1, 32768, 22, 22), **small)) == "im2col"
 
 
 def test_band_zeros_per_saved_copy_by_hand():
@@ -98,20 +110,20 @@ def test_band_zeros_per_saved_copy_by_hand():
 
 
 def test_pool_rule_uses_taps_only_for_tiling_windows_on_cpu():
-    tiled = dict(input_hw=(28, 28), window=(2, 2), stride=(2, 2), pads=((0, 0), (0, 0)))
-    assert auto.pool_impl("cpu", **tiled) == "shift_add"
-    assert auto.pool_impl("gpu", **tiled) == "xla"
-    assert auto.pool_impl("cpu", **dict(tiled, input_hw=(27, 28))) == "xla"
-    assert auto.pool_impl("cpu", **dict(tiled, stride=(1, 1))) == "xla"
+    tiled = PoolSpec(batch=1, channels=1, input_hw=(28, 28), window=(2, 2), stride=(2, 2))
+    assert auto.pool_impl("cpu", tiled) == "shift_add"
+    assert auto.pool_impl("gpu", tiled) == "xla"
+    assert auto.pool_impl("cpu", tiled.replace(input_hw=(27, 28))) == "xla"
+    assert auto.pool_impl("cpu", tiled.replace(stride=(1, 1))) == "xla"
+    assert auto.pool_impl("gpu", tiled.replace(dilation=(2, 2))) == "shift_add"  # lax has no such gradient
 
 
 @pytest.mark.parametrize("c", [1, 6, 64])
 def test_auto_runs_exactly_the_impl_it_picks(c):
     x = jax.random.normal(jax.random.key(0), (2, c, 9, 9))
     w = jax.random.normal(jax.random.key(1), (4, c, 3, 3)) if c < 64 else jnp.ones((4, c, 5, 5)) / c
-    picked = auto.conv_impl(
-        jax.default_backend(), x_shape=x.shape, out_channels=4, kernel=w.shape[2:], groups=1, output_hw=(7, 7)
-    )
+    valid = tuple(9 - k + 1 for k in w.shape[2:])
+    picked = auto.conv_impl(jax.default_backend(), layer(x.shape, 4, w.shape[2:], output_hw=valid))
     y = jc.conv2d(x, w, impl="auto")
     np.testing.assert_array_equal(y, jc.conv2d(x, w, impl=picked))
     np.testing.assert_allclose(y, jc.conv2d(x, w, impl="xla"), rtol=1e-5, atol=1e-5)

@@ -1,6 +1,8 @@
 """The banded convolution's building blocks (jaxconv.impls.band), checked by construction and against the
 float64 loop."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,7 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import jaxconv as jc
-from jaxconv.impls import CONV_CORES, band
+from jaxconv.impls import REGISTRY, band
 from jaxconv.nn import LeNet
 from tests import reference
 
@@ -61,10 +63,10 @@ def test_auto_sends_lenet_layers_to_the_band_on_cpu(layout, monkeypatch):
     real = band.conv2d_banded
 
     def spy(*args, **kwargs):
-        seen.append(kwargs["layout"])
+        seen.append(kwargs["spec"].layout)
         return real(*args, **kwargs)
 
-    monkeypatch.setitem(CONV_CORES, "banded", spy)
+    monkeypatch.setitem(REGISTRY, "banded", dataclasses.replace(REGISTRY["banded"], conv=spy))
     model = LeNet(layout=layout)
     x = jnp.zeros((2, 1, 28, 28) if layout == "NCHW" else (2, 28, 28, 1))
     model.init(jax.random.key(0), x)

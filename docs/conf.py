@@ -12,7 +12,12 @@ extensions = [
     "sphinx.ext.viewcode",
 ]
 exclude_patterns = [
-    "_build", "_notebooks", "gallery", "jupyter_execute", "**.ipynb_checkpoints", "guide/_impls_table.md",
+    "_build",
+    "_notebooks",
+    "gallery",
+    "jupyter_execute",
+    "**.ipynb_checkpoints",
+    "guide/_impls_table.md",
 ]
 html_theme = "sphinx_book_theme"
 html_title = "jaxconv"

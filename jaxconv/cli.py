@@ -13,47 +13,43 @@ Every command first makes glibc's malloc keep freed memory for reuse (``jaxconv.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
-from jaxconv._checks import LAYOUTS
 from jaxconv.impls import IMPL_CHOICES
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    from jaxconv.nn.lenet import VARIANTS
-    from jaxconv.train import OPTIMIZERS, SCHEDULES, TrainConfig
-    from jaxconv.train.config import APIS
+    """``jaxconv train``: one flag per :class:`~jaxconv.train.TrainConfig` field, its help and choices read
+    from the config, so a new field is a new flag."""
+    import typing
 
-    d = TrainConfig()
+    from jaxconv.train import TrainConfig
+    from jaxconv.train.config import CHOICES
+
     p = sub.add_parser("train", help="train LeNet on Fashion-MNIST (default: the book's recipe)")
-    p.add_argument("--variant", choices=VARIANTS, default=d.variant)
-    p.add_argument("--impl", choices=IMPL_CHOICES, default=d.impl, help="convolution implementation")
-    p.add_argument("--layout", choices=LAYOUTS, default=d.layout)
-    p.add_argument("--batch-norm", action="store_true", help="batch norm (modern variant only)")
-    p.add_argument(
-        "--api", choices=APIS, default=d.api, help="the Flax API of the model (same loop, same weights)"
-    )
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay")
-    p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule, help="learning-rate schedule")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--limit-train", type=int, default=None, help="use only the first N training images")
-    p.add_argument("--limit-test", type=int, default=None, help="use only the first N test images")
-    p.add_argument("--data-dir", default=None, help="folder holding the four Fashion-MNIST .gz files")
-    p.add_argument("--out", default=None, help="output folder (default runs/lenet-VARIANT)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.msgpack")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--steps-per-dispatch", type=int, default=d.steps_per_dispatch,
-                   help="training steps per dispatch (a lax.scan; for accelerators)")  # fmt: skip
-    p.add_argument("--xla-defaults", action="store_true",
-                   help="compile the steps with XLA's default options, not jaxconv's CPU ones")  # fmt: skip
-    dist = p.add_argument_group("scale-out", "data parallelism over devices and hosts; docs/guide/scaling.md")
-    dist.add_argument("--devices", type=int, default=None,
-                      help="train data-parallel over this many devices (default: all JAX sees)")  # fmt: skip
+    groups = {"scale-out": p.add_argument_group("scale-out", "data parallelism over devices and hosts; "
+                                                "docs/guide/scaling.md")}  # fmt: skip
+    hints, defaults = typing.get_type_hints(TrainConfig), TrainConfig()
+    for field in dataclasses.fields(TrainConfig):
+        meta, default = field.metadata, getattr(defaults, field.name)
+        where = groups.get(meta.get("group", ""), p)
+        flag, help_ = (
+            meta.get("flag", "--" + field.name.replace("_", "-")),
+            meta.get("cli_help", meta["help"]),
+        )
+        if isinstance(default, bool):  # a flag that sets the field to the other value
+            where.add_argument(
+                flag, dest=field.name, action="store_false" if default else "store_true", help=help_
+            )
+            continue
+        kind = next(
+            t for t in typing.get_args(hints[field.name]) or (hints[field.name],) if t is not type(None)
+        )
+        choices = CHOICES[field.name]() if field.name in CHOICES else None
+        where.add_argument(flag, dest=field.name, type=kind, choices=choices, help=help_,
+                           default=meta.get("cli_default", default))  # fmt: skip
+    dist = groups["scale-out"]
     dist.add_argument("--coordinator", default=None, metavar="HOST:PORT",
                       help="multi-host: process 0's address (or 'auto' on TPU pods / SLURM)")  # fmt: skip
     dist.add_argument("--num-processes", type=int, default=None, help="multi-host: number of processes")
@@ -66,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
+    from jaxconv.experiments import NAMES
     from jaxconv.nn.lenet import VARIANTS
 
     s = sub.add_parser("summary", help="LeNet's layer-by-layer shapes and parameter counts")
@@ -74,8 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--api", choices=("linen", "nnx"), default="linen", help="the Flax API of the model")
     sub.add_parser("demo", help="print the chapter's worked examples through both implementations")
     e = sub.add_parser("experiment", help="run one of the chapter's experiments (or 'all')")
-    e.add_argument("name", help="why_conv, conv_layer, padding_stride, channels, pooling, receptive_field, "
-                   "manual_vs_xla, lenet, drop_in, or all")  # fmt: skip
+    e.add_argument("name", help=f"{', '.join(NAMES)}, or all")
     e.add_argument("--out", default="runs/experiments", help="folder for figures and JSON")
     e.add_argument("--fast", action="store_true", help="smaller settings")
     b = sub.add_parser("bench", help="time every convolution implementation (and PyTorch if installed)")
@@ -127,8 +123,6 @@ def _train(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"jaxconv train: {e}", file=sys.stderr)
         return 1
-    options["progress"] = not options.pop("no_progress")
-    options["cpu_compiler_options"] = not options.pop("xla_defaults")
     options["out"] = options["out"] or f"runs/lenet-{args.variant}"
     try:
         config = TrainConfig(**options)

@@ -91,6 +91,23 @@ def _lax_only(lhs: Any, rhs: Any, batch_group_count: object, precision: object,
     return None
 
 
+def _goes_to_lax(impl: str, lhs: Any, rhs: Any, batch_group_count: object, precision: object,
+                 preferred_element_type: Any, out_sharding: object) -> bool:  # fmt: skip
+    """Whether lax runs the call: ``impl="xla"``, or ``"auto"`` for what jaxconv's cores do not do (which
+    a hand-written impl refuses)."""
+    arrays = isinstance(lhs, jax.Array | np.ndarray) and isinstance(rhs, jax.Array | np.ndarray)
+    if arrays and lhs.ndim != rhs.ndim:
+        raise ValueError(
+            f"{_FN}: lhs and rhs must have one rank, got lhs: {tuple(lhs.shape)}, rhs: {tuple(rhs.shape)}"
+        )
+    why = _lax_only(lhs, rhs, batch_group_count, precision, preferred_element_type, out_sharding)
+    if why is not None and impl not in ("xla", "auto"):
+        raise ValueError(
+            f"{_FN}: impl={impl!r} does not do {why}; impl='auto' or 'xla' hands such a call to lax"
+        )
+    return impl == "xla" or why is not None
+
+
 def _inverse(perm: Sequence[int]) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argsort(perm))
 
@@ -100,21 +117,12 @@ def _transpose(x: jax.Array, perm: Sequence[int]) -> jax.Array:
 
 
 def conv_general_dilated(
-    lhs: jax.Array,
-    rhs: jax.Array,
-    window_strides: Sequence[int],
-    padding: str | Sequence[tuple[int, int]],
-    lhs_dilation: Sequence[int] | None = None,
-    rhs_dilation: Sequence[int] | None = None,
-    dimension_numbers: Any = None,
-    feature_group_count: int = 1,
-    batch_group_count: int = 1,
-    precision: Any = None,
-    preferred_element_type: Any = None,
-    out_sharding: Any = None,
-    *,
+    lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: str | Sequence[tuple[int, int]],
+    lhs_dilation: Sequence[int] | None = None, rhs_dilation: Sequence[int] | None = None,
+    dimension_numbers: Any = None, feature_group_count: int = 1, batch_group_count: int = 1,
+    precision: Any = None, preferred_element_type: Any = None, out_sharding: Any = None, *,
     impl: str = "auto",
-) -> jax.Array:
+) -> jax.Array:  # fmt: skip
     """``jax.lax.conv_general_dilated`` through a jaxconv implementation.
 
     Takes exactly ``lax.conv_general_dilated``'s arguments, with its meanings and defaults, plus
@@ -166,25 +174,14 @@ def conv_general_dilated(
       True
     """
     impl = check_choice(_FN, "impl", impl, IMPL_CHOICES)
-    options: dict[str, Any] = dict(
-        lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
-        feature_group_count=feature_group_count, batch_group_count=batch_group_count, precision=precision,
-        preferred_element_type=preferred_element_type,
-    )  # fmt: skip
-    if out_sharding is not None:
-        options["out_sharding"] = out_sharding
-    arrays = isinstance(lhs, jax.Array | np.ndarray) and isinstance(rhs, jax.Array | np.ndarray)
-    if arrays and lhs.ndim != rhs.ndim:
-        raise ValueError(
-            f"{_FN}: lhs and rhs must have one rank, got lhs: {tuple(lhs.shape)}, rhs: {tuple(rhs.shape)}"
-        )
-    why = _lax_only(lhs, rhs, batch_group_count, precision, preferred_element_type, out_sharding)
-    if impl == "xla" or (why is not None and impl == "auto"):
-        return conv_general_dilated_lax(lhs, rhs, window_strides, padding, **options)
-    if why is not None:
-        raise ValueError(
-            f"{_FN}: impl={impl!r} does not do {why}; impl='auto' or 'xla' hands such a call to lax"
-        )
+    if _goes_to_lax(impl, lhs, rhs, batch_group_count, precision, preferred_element_type, out_sharding):
+        sharding = {} if out_sharding is None else {"out_sharding": out_sharding}
+        return conv_general_dilated_lax(
+            lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
+            dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
+            batch_group_count=batch_group_count, precision=precision,
+            preferred_element_type=preferred_element_type, **sharding,
+        )  # fmt: skip
     x, w, spec, out_perm = _canonical(
         lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
         preferred_element_type,

@@ -51,7 +51,11 @@ def _convs(out: dict) -> None:
     for case, c in cases.items():
         n, ci, h, w = c["shape"]
         groups = c["opts"].get("groups", 1)
-        x, wt, b = _normal(1, c["shape"]), _normal(2, (c["o"], ci // groups, c["k"], c["k"])), _normal(3, (c["o"],))
+        x, wt, b = (
+            _normal(1, c["shape"]),
+            _normal(2, (c["o"], ci // groups, c["k"], c["k"])),
+            _normal(3, (c["o"],)),
+        )
         for layout in ("NCHW", "NHWC"):
             xl = x if layout == "NCHW" else x.transpose(0, 2, 3, 1)
             wl = wt if layout == "NCHW" else wt.transpose(2, 3, 1, 0)
@@ -139,7 +143,9 @@ def main(argv: list[str]) -> int:
         if set(a.files) != set(b.files):
             print("different keys:", sorted(set(a.files) ^ set(b.files)))
             return 1
-        differ = [k for k in a.files if a[k].shape != b[k].shape or not np.array_equal(a[k], b[k], equal_nan=True)]
+        differ = [
+            k for k in a.files if a[k].shape != b[k].shape or not np.array_equal(a[k], b[k], equal_nan=True)
+        ]
         print(f"{len(a.files) - len(differ)} of {len(a.files)} arrays bit-identical")
         for k in differ:
             print("differs:", k)

@@ -4,20 +4,19 @@ names."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
+from flax import linen as nn
 from flax import nnx
 
 from jaxconv._checks import LAYOUTS
 from jaxconv.impls import IMPL_CHOICES
-from jaxconv.nn.lenet import VARIANTS, LeNet
 from jaxconv.nnx.functional import functional
-from jaxconv.nnx.lenet import LeNet as NNXLeNet
-from jaxconv.nnx.lenet import set_linen_variables
+from jaxconv.train.models import MODELS
 
 # The Flax API the model is written in: both train through the same loop (jaxconv.nnx.functional).
 APIS = ("linen", "nnx")
@@ -27,45 +26,57 @@ SCHEDULES = ("constant", "cosine", "warmup_cosine")
 RESUMABLE = ("epochs", "resume", "progress", "data_dir", "out", "devices", "steps_per_dispatch")
 
 
+def _field(default: Any, help: str, **cli: Any) -> Any:  # noqa: A002 (argparse's name)
+    """A config field with its command-line help (and, in ``cli``, how ``jaxconv train`` spells it)."""
+    return dataclasses.field(default=default, metadata={"help": help, **cli})
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """A training run. The defaults are the book's recipe: classic LeNet, SGD lr 0.9, batch 256,
-    10 epochs."""
+    10 epochs. Each field's help is its ``jaxconv train`` flag's (:func:`jaxconv.cli.main`)."""
 
-    variant: str = "classic"
-    impl: str = "auto"
+    variant: str = _field("classic", "the model (jaxconv.train.models.MODELS)")
+    impl: str = _field("auto", "convolution implementation")
     # Both layouts start from the same weights and compute the same function; NHWC is faster on CPU.
-    layout: str = "NHWC"
-    batch_norm: bool = False
-    api: str = "linen"
-    epochs: int = 10
-    batch_size: int = 256
-    optimizer: str = "sgd"
-    lr: float = 0.9
-    momentum: float = 0.0
-    weight_decay: float = 1e-4
-    schedule: str = "constant"
-    seed: int = 0
-    limit_train: int | None = None  # use only the first N training images (tests, quick looks)
-    limit_test: int | None = None
-    eval_batch_size: int = 1000
-    data_dir: str | None = None
-    out: str = "runs/lenet"
-    resume: bool = False
-    progress: bool = True
-    devices: int | None = None  # data-parallel over this many devices (None: all JAX sees)
+    layout: str = _field("NHWC", "the arrays' layout (both start from the same weights)")
+    batch_norm: bool = _field(False, "batch norm (modern variant only)")
+    api: str = _field("linen", "the Flax API of the model (same loop, same weights)")
+    epochs: int = _field(10, "epochs to train")
+    batch_size: int = _field(256, "training batch size")
+    optimizer: str = _field("sgd", "the optax optimizer")
+    lr: float = _field(0.9, "learning rate")
+    momentum: float = _field(0.0, "SGD momentum")
+    weight_decay: float = _field(1e-4, "AdamW weight decay")
+    schedule: str = _field("constant", "learning-rate schedule")
+    seed: int = _field(0, "random seed of the weights and the batch order")
+    limit_train: int | None = _field(None, "use only the first N training images")
+    limit_test: int | None = _field(None, "use only the first N test images")
+    eval_batch_size: int = _field(1000, "evaluation batch size")
+    data_dir: str | None = _field(None, "folder holding the four Fashion-MNIST .gz files")
+    out: str = _field(
+        "runs/lenet", "output folder", cli_default=None, cli_help="output folder (default runs/lenet-VARIANT)"
+    )
+    resume: bool = _field(False, "continue from OUT/checkpoint.msgpack")
+    progress: bool = _field(True, "a progress bar", flag="--no-progress", cli_help="no progress bar")
+    devices: int | None = _field(None, "train data-parallel over this many devices (default: all JAX sees)",
+                                 group="scale-out")  # fmt: skip
     # The steps compiled with jaxconv's XLA options on CPU (xla_options.CPU_OPTIONS_SEPARATE_DOTS);
     # False: XLA's defaults, as a plain Flax script gets.
-    cpu_compiler_options: bool = True
+    cpu_compiler_options: bool = _field(
+        True, "compile the steps with jaxconv's CPU options", flag="--xla-defaults",
+        cli_help="compile the steps with XLA's default options, not jaxconv's CPU ones",
+    )  # fmt: skip
     # Training steps per dispatch: >1 runs that many full batches as one lax.scan, the same steps with
     # less launch overhead per step (meant for accelerators, where a LeNet step is microseconds).
-    steps_per_dispatch: int = 1
+    steps_per_dispatch: int = _field(1, "training steps per dispatch (a lax.scan; for accelerators)")
 
     def __post_init__(self) -> None:
-        for name, choices in (("variant", VARIANTS), ("impl", IMPL_CHOICES), ("layout", LAYOUTS),
-                              ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("api", APIS)):  # fmt: skip
-            if getattr(self, name) not in choices:
-                raise ValueError(f"TrainConfig: {name} must be one of {choices}, got {getattr(self, name)!r}")
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices():
+                raise ValueError(
+                    f"TrainConfig: {name} must be one of {tuple(choices())}, got {getattr(self, name)!r}"
+                )
         for name in ("epochs", "batch_size", "eval_batch_size", "steps_per_dispatch"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig: {name} must be an int >= 1, got {getattr(self, name)!r}")
@@ -79,12 +90,14 @@ class TrainConfig:
         for name in ("batch_norm", "resume", "progress", "cpu_compiler_options"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"TrainConfig: {name} must be a bool, got {getattr(self, name)!r}")
-        if self.batch_norm and self.variant != "modern":
-            raise ValueError("TrainConfig: batch_norm needs variant='modern'")
+        if self.batch_norm and not MODELS[self.variant].batch_norm:
+            with_it = tuple(name for name, model in MODELS.items() if model.batch_norm)
+            raise ValueError(f"TrainConfig: batch_norm needs variant={with_it[0]!r}" if len(with_it) == 1
+                             else f"TrainConfig: batch_norm needs a variant of {with_it}")  # fmt: skip
 
-    def model(self) -> LeNet:
-        """The Linen LeNet this config trains (with ``api="nnx"``: the same network in NNX, :meth:`init`)."""
-        return LeNet(self.variant, impl=self.impl, layout=self.layout, batch_norm=self.batch_norm)
+    def model(self) -> nn.Module:
+        """The Linen model this config trains (with ``api="nnx"``: the same network in NNX, :meth:`init`)."""
+        return MODELS[self.variant].linen(impl=self.impl, layout=self.layout, batch_norm=self.batch_norm)
 
     def init(self) -> tuple[Callable[..., Any], dict[str, Any]]:
         """``(apply_fn, variables)``: the model as a pure function with Linen's contract and its initial
@@ -95,9 +108,24 @@ class TrainConfig:
         variables = dict(linen.init(jax.random.key(self.seed), jnp.zeros(shape, jnp.float32)))
         if self.api == "linen":
             return linen.apply, variables
-        model = NNXLeNet(self.variant, impl=self.impl, layout=self.layout, batch_norm=self.batch_norm,
-                         rngs=nnx.Rngs(self.seed))  # fmt: skip
-        return functional(set_linen_variables(model, variables))
+        entry = MODELS[self.variant]
+        if entry.nnx is None or entry.from_linen is None:
+            raise ValueError(f"TrainConfig: variant {self.variant!r} has no NNX form; use api='linen'")
+        model = entry.nnx(
+            impl=self.impl, layout=self.layout, batch_norm=self.batch_norm, rngs=nnx.Rngs(self.seed)
+        )
+        return functional(entry.from_linen(model, variables))
+
+
+# The fields with a fixed set of values, each read when checked (a model or impl registered later counts).
+CHOICES: dict[str, Callable[[], Sequence[str]]] = {
+    "variant": lambda: tuple(MODELS),
+    "impl": lambda: IMPL_CHOICES,
+    "layout": lambda: LAYOUTS,
+    "optimizer": lambda: OPTIMIZERS,
+    "schedule": lambda: SCHEDULES,
+    "api": lambda: APIS,
+}
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:

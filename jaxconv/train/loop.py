@@ -130,18 +130,19 @@ def dispatches(batches: Iterator[np.ndarray], batch_size: int, steps: int) -> It
     yield from pending
 
 
-def train_and_evaluate(config: TrainConfig, data: FashionMNIST | None = None) -> list[dict]:
-    """Trains, evaluating after each epoch; writes ``history.json``, ``curves.png`` and
-    ``checkpoint.msgpack`` under ``config.out``. Returns the history (one dict per epoch).
+@dataclasses.dataclass(frozen=True)
+class _Placed:
+    """The run's data on the mesh (a copy on every device, so a step only gathers its rows) and its steps."""
 
-    Raises:
-      DivergenceError: the loss became NaN/inf (the last good checkpoint stays on disk).
-      FileNotFoundError / ValueError: ``resume`` without a compatible checkpoint.
-    """
-    data = data or load_fashion_mnist(config.data_dir)
-    out = Path(config.out)
+    mesh: jax.sharding.Mesh
+    train: tuple[jax.Array, jax.Array]
+    test: tuple[jax.Array, jax.Array]
+    steps: tuple[Any, Any, Any]  # train_step_at, eval_step_at, train_steps_at (several per dispatch)
+
+
+def _place(config: TrainConfig, data: FashionMNIST) -> _Placed:
+    """The datasets (47 MB, small) replicated on the config's mesh, checked to split evenly over it."""
     mesh = distributed.make_mesh(config.devices)
-    # The datasets are small (47 MB): a copy on every device, so a step only gathers its rows.
     train_x, train_y, test_x, test_y = (
         distributed.put_replicated(a, mesh)
         for a in (
@@ -151,68 +152,92 @@ def train_and_evaluate(config: TrainConfig, data: FashionMNIST | None = None) ->
             data.test_labels[: config.limit_test].astype(np.int32),
         )
     )
-    n_train, n_test = train_x.shape[0], test_x.shape[0]
     distributed.check_divisible(
-        mesh, **{f"training batch of {r}": r for r in _batch_rows(n_train, config.batch_size)},
-        **{f"test batch of {r}": r for r in _batch_rows(n_test, config.eval_batch_size)},
+        mesh, **{f"training batch of {r}": r for r in _batch_rows(train_x.shape[0], config.batch_size)},
+        **{f"test batch of {r}": r for r in _batch_rows(test_x.shape[0], config.eval_batch_size)},
     )  # fmt: skip
-    steps_per_epoch = -(-n_train // config.batch_size)
-    state = create_train_state(config, steps_per_epoch)
-    config_dict = dataclasses.asdict(config)
-    history: list[dict] = []
-    done = 0
-    if config.resume:
-        state, done, history, saved = checkpoint.load(out / "checkpoint.msgpack", state)
-        # A field newer than the checkpoint is not compared (the checkpoint cannot have set it).
-        changed = {
-            k: (saved[k], v) for k, v in config_dict.items() if k not in RESUMABLE and saved.get(k, v) != v
-        }
-        if changed:
-            raise ValueError(f"train: --resume with a different config than the checkpoint's: {changed}")
+    return _Placed(mesh, (train_x, train_y), (test_x, test_y), (*steps_for(config), multi_step_for(config)))
 
-    state = jax.tree.map(lambda a: distributed.put_replicated(np.asarray(a), mesh), state)
-    main = distributed.is_main_process()
 
-    def say(line: str) -> None:  # one process speaks for all
-        if main:
-            print(line, flush=True)
+def _restore(config: TrainConfig, state: TrainState, out: Path) -> tuple[TrainState, int, list[dict]]:
+    """``(state, epochs done, history)``: the checkpoint's with ``config.resume``, else a fresh start."""
+    if not config.resume:
+        return state, 0, []
+    state, done, history, saved = checkpoint.load(out / "checkpoint.msgpack", state)
+    # A field newer than the checkpoint is not compared (the checkpoint cannot have set it).
+    changed = {
+        k: (saved[k], v)
+        for k, v in dataclasses.asdict(config).items()
+        if k not in RESUMABLE and saved.get(k, v) != v
+    }
+    if changed:
+        raise ValueError(f"train: --resume with a different config than the checkpoint's: {changed}")
+    return state, done, history
 
-    train_step_fn, eval_step_fn = steps_for(config)
-    multi_step_fn, k = multi_step_for(config), config.steps_per_dispatch
-    compile_seconds = _compile(state, (train_x, train_y), (test_x, test_y), config.batch_size,
-                               config.eval_batch_size, (train_step_fn, eval_step_fn))  # fmt: skip
-    if k > 1 and n_train // config.batch_size >= k:
+
+def _compile_all(config: TrainConfig, state: TrainState, placed: _Placed) -> float:
+    """Compiles every step the run will call (the several-steps scan too), before any epoch is timed."""
+    train_step, eval_step, multi_step = placed.steps
+    seconds = _compile(state, placed.train, placed.test, config.batch_size, config.eval_batch_size,
+                       (train_step, eval_step))  # fmt: skip
+    k = config.steps_per_dispatch
+    if k > 1 and placed.train[0].shape[0] // config.batch_size >= k:
         start = time.perf_counter()
-        several = jax.ShapeDtypeStruct(
-            (k, config.batch_size), jnp.int32, sharding=distributed.batches_sharding(mesh)
-        )
-        multi_step_fn.lower(state, train_x, train_y, several).compile()
-        compile_seconds += time.perf_counter() - start
-    say(f"compiled train and eval steps in {compile_seconds:.2f} s on {mesh.size} device(s)")
+        several = jax.ShapeDtypeStruct((k, config.batch_size), jnp.int32,
+                                       sharding=distributed.batches_sharding(placed.mesh))  # fmt: skip
+        multi_step.lower(state, *placed.train, several).compile()
+        seconds += time.perf_counter() - start
+    return seconds
+
+
+def _train_epoch(config: TrainConfig, state: TrainState, placed: _Placed, epoch: int, out: Path,
+                 last_good: int, show: bool) -> tuple[TrainState, dict[str, float]]:  # fmt: skip
+    """One epoch of training steps in the epoch's order; the loss and accuracy summed over it. Checks
+    for a diverged loss every ``CHECK_EVERY`` steps (a device sync, so not every step)."""
+    train_step, _, multi_step = placed.steps
+    n_train = placed.train[0].shape[0]
+    steps_per_epoch = -(-n_train // config.batch_size)
+    first_step, metrics, taken = int(state.step), [], 0
+    bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", leave=False, unit="step",
+               disable=not show)  # fmt: skip
+    batches = batch_indices(n_train, config.batch_size, config.seed, epoch)
+    for idx in dispatches(batches, config.batch_size, config.steps_per_dispatch):
+        idx = idx.astype(np.int32)
+        if idx.ndim == 2:
+            state, m = multi_step(state, *placed.train, distributed.put_batches(idx, placed.mesh))
+        else:
+            state, m = train_step(state, *placed.train, distributed.put_batch(idx, placed.mesh))
+        metrics.append(m)
+        steps = idx.shape[0] if idx.ndim == 2 else 1
+        bar.update(steps)
+        taken += steps
+        if taken // CHECK_EVERY > (taken - steps) // CHECK_EVERY or taken == steps_per_epoch:
+            _check_finite([m["loss_sum"] for m in metrics], epoch, first_step, out, last_good)
+    bar.close()
+    return state, _summed(metrics)
+
+
+def train_and_evaluate(config: TrainConfig, data: FashionMNIST | None = None) -> list[dict]:
+    """Trains, evaluating after each epoch; writes ``history.json``, ``curves.png`` and
+    ``checkpoint.msgpack`` under ``config.out``. Returns the history (one dict per epoch).
+
+    Raises:
+      DivergenceError: the loss became NaN/inf (the last good checkpoint stays on disk).
+      FileNotFoundError / ValueError: ``resume`` without a compatible checkpoint.
+    """
+    out, main = Path(config.out), distributed.is_main_process()
+    placed = _place(config, data or load_fashion_mnist(config.data_dir))
+    n_train = placed.train[0].shape[0]
+    state = create_train_state(config, steps_per_epoch=-(-n_train // config.batch_size))
+    state, done, history = _restore(config, state, out)
+    state = jax.tree.map(lambda a: distributed.put_replicated(np.asarray(a), placed.mesh), state)
+    compile_seconds = _compile_all(config, state, placed)
+    _say(main, f"compiled train and eval steps in {compile_seconds:.2f} s on {placed.mesh.size} device(s)")
     for epoch in range(done + 1, config.epochs + 1):
-        start, first_step = time.perf_counter(), int(state.step)
-        metrics = []
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", leave=False, unit="step",
-                   disable=not (config.progress and main))  # fmt: skip
-        taken = 0
-        batches = batch_indices(n_train, config.batch_size, config.seed, epoch)
-        for idx in dispatches(batches, config.batch_size, k):
-            idx = idx.astype(np.int32)
-            if idx.ndim == 2:
-                state, m = multi_step_fn(state, train_x, train_y, distributed.put_batches(idx, mesh))
-            else:
-                state, m = train_step_fn(state, train_x, train_y, distributed.put_batch(idx, mesh))
-            metrics.append(m)
-            steps = idx.shape[0] if idx.ndim == 2 else 1
-            bar.update(steps)
-            taken += steps
-            # a device sync, so not every step
-            if taken // CHECK_EVERY > (taken - steps) // CHECK_EVERY or taken == steps_per_epoch:
-                _check_finite([m["loss_sum"] for m in metrics], epoch, first_step, out, done)
-        bar.close()
-        train = _summed(metrics)
+        start = time.perf_counter()
+        state, train = _train_epoch(config, state, placed, epoch, out, done, config.progress and main)
         train_seconds = time.perf_counter() - start
-        test = evaluate(state, test_x, test_y, config.eval_batch_size, eval_step_fn)
+        test = evaluate(state, *placed.test, config.eval_batch_size, placed.steps[1])
         history.append({
             "epoch": epoch, "train_loss": train["loss"], "train_acc": train["acc"], "test_acc": test["acc"],
             "test_loss": test["loss"], "images_per_second": n_train / train_seconds,
@@ -220,25 +245,34 @@ def train_and_evaluate(config: TrainConfig, data: FashionMNIST | None = None) ->
         })  # fmt: skip
         if main:
             checkpoint.save(out / "checkpoint.msgpack", jax.device_get(state), epoch=epoch, history=history,
-                            config=config_dict)  # fmt: skip
-        done = epoch
-        h = history[-1]
-        say(
-            f"epoch {epoch:>2}: loss {h['train_loss']:.3f}, train acc {h['train_acc']:.3f}, "
-            f"test acc {h['test_acc']:.3f}, {h['images_per_second']:,.0f} img/s, {h['epoch_seconds']:.1f} s"
-        )
+                            config=dataclasses.asdict(config))  # fmt: skip
+        done, h = epoch, history[-1]
+        _say(main, f"epoch {epoch:>2}: loss {h['train_loss']:.3f}, train acc {h['train_acc']:.3f}, "
+                   f"test acc {h['test_acc']:.3f}, {h['images_per_second']:,.0f} img/s, "
+                   f"{h['epoch_seconds']:.1f} s")  # fmt: skip
+    if main:
+        _write_results(config, out, history, compile_seconds, placed.mesh)
+    return history
+
+
+def _say(main: bool, line: str) -> None:
+    """Prints on the main process only: one process speaks for all."""
+    if main:
+        print(line, flush=True)
+
+
+def _write_results(config: TrainConfig, out: Path, history: list[dict], compile_seconds: float,
+                   mesh: jax.sharding.Mesh) -> None:  # fmt: skip
+    """``history.json`` (the config, compile time, devices and every epoch) and the book's plot."""
     run = {
-        "config": config_dict,
+        "config": dataclasses.asdict(config),
         "compile_seconds": compile_seconds,
         "devices": [str(d) for d in mesh.devices.flat],
         "processes": jax.process_count(),
         "epochs": history,
     }
-    if not main:
-        return history
     (out / "history.json").write_text(json.dumps(run, indent=2))
     if history:
         plot_history(
             history, out / "curves.png", title=f"LeNet {config.variant}, {config.optimizer} lr {config.lr}"
         )
-    return history

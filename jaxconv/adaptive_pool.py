@@ -17,7 +17,7 @@ import numpy as np
 
 from jaxconv._checks import LAYOUTS, Pair, accumulation_dtype, check_array, check_choice
 from jaxconv.impls import IMPL_CHOICES
-from jaxconv.layout import spatial_of
+from jaxconv.layout import channels_of, spatial_axes, spatial_of
 from jaxconv.pool import avg_pool2d, max_pool2d
 
 
@@ -53,7 +53,7 @@ def _adaptive(fn: str, mode: str, x: jax.Array, output_size: object, layout: str
         y = pool(xb, window, layout=layout, impl=impl)
     else:
         y = xb.astype(accumulation_dtype(xb.dtype)) if mode == "avg" else xb
-        axes = (2, 3) if layout == "NCHW" else (1, 2)
+        axes = spatial_axes(layout)
         for axis, n, o in zip(axes, input_hw, out_hw, strict=True):
             parts = [jax.lax.slice_in_dim(y, a, b, axis=axis) for a, b in _bins(n, o)]
             reduce = jnp.max if mode == "max" else jnp.mean
@@ -91,10 +91,10 @@ def global_avg_pool2d(x: jax.Array, *, layout: str = "NCHW", impl: str = "auto")
     """Mean over all positions: ``(N, C, H, W) -> (N, C)`` (Keras's GlobalAveragePooling2D; PyTorch's
     ``AdaptiveAvgPool2d(1)`` keeps the two unit axes: use :func:`adaptive_avg_pool2d` for that)."""
     y = adaptive_avg_pool2d(x, 1, layout=layout, impl=impl)
-    return y.reshape(y.shape[: y.ndim - 3] + (y.shape[y.ndim - 3] if layout == "NCHW" else y.shape[-1],))
+    return y.reshape(y.shape[: y.ndim - 3] + (channels_of(y.shape, layout),))
 
 
 def global_max_pool2d(x: jax.Array, *, layout: str = "NCHW", impl: str = "auto") -> jax.Array:
     """Max over all positions: ``(N, C, H, W) -> (N, C)`` (or ``(C, H, W) -> (C,)``)."""
     y = adaptive_max_pool2d(x, 1, layout=layout, impl=impl)
-    return y.reshape(y.shape[: y.ndim - 3] + (y.shape[y.ndim - 3] if layout == "NCHW" else y.shape[-1],))
+    return y.reshape(y.shape[: y.ndim - 3] + (channels_of(y.shape, layout),))

@@ -19,7 +19,7 @@ from jaxconv._checks import (
     to_pair,
 )
 from jaxconv.impls import IMPL_CHOICES
-from jaxconv.layout import channel_axis, spatial_of, weight_dims
+from jaxconv.layout import channel_axis, spatial_of, spatial_widths, weight_dims
 from jaxconv.shapes import Padding, effective_kernel, output_size, resolve_padding
 from jaxconv.spec import ConvSpec
 
@@ -147,5 +147,4 @@ def pad_spatial(fn: str, x: jax.Array, pads: PadPairs, mode: str, layout: str) -
                 f"{fn}: {mode} padding {(lo, hi)} along {axis} must be {limit} the input size {n} "
                 f"(x: {tuple(x.shape)}, layout {layout})"
             )
-    spatial = [(0, 0), *pads, (0, 0)] if layout == "NHWC" else [(0, 0), (0, 0), *pads]
-    return jnp.pad(x, spatial, mode=_JNP_PAD_MODES[mode])
+    return jnp.pad(x, spatial_widths(pads, layout), mode=_JNP_PAD_MODES[mode])

@@ -29,6 +29,37 @@ def channel_axis(layout: str) -> int:
     return 1 if layout == "NCHW" else 3
 
 
+def channels_of(shape: tuple[int, ...], layout: str) -> int:
+    """The channels of a batched (4-D) or unbatched (3-D) array's ``shape``."""
+    return shape[len(shape) - 3] if layout == "NCHW" else shape[-1]
+
+
+def spatial_axes(layout: str) -> tuple[int, int]:
+    """Axes of the height and width in a batched array of this layout."""
+    return (2, 3) if layout == "NCHW" else (1, 2)
+
+
+def batched_shape(n: int, c: int, hw: Pair, layout: str) -> tuple[int, int, int, int]:
+    """The shape of a batch of ``n`` images of ``c`` channels and size ``hw`` in this layout."""
+    return (n, c, hw[0], hw[1]) if layout == "NCHW" else (n, hw[0], hw[1], c)
+
+
+def weight_shape(
+    out_channels: int, in_per_group: int, kernel: Pair, layout: str
+) -> tuple[int, int, int, int]:
+    """A convolution kernel's shape: ``(O, C/groups, kh, kw)`` in NCHW, ``(kh, kw, C/groups, O)`` in NHWC.
+
+    A transposed convolution's weight is its adjoint's: ``weight_shape(C_in, C_out/groups, ...)``."""
+    (kh, kw), o, i = kernel, out_channels, in_per_group
+    return (o, i, kh, kw) if layout == "NCHW" else (kh, kw, i, o)
+
+
+def spatial_widths(pads: tuple[tuple[int, ...], ...], layout: str, none: tuple[int, ...] = (0, 0)) -> list:
+    """Per-axis widths of a batched array for ``jnp.pad`` or ``lax.pad``: ``pads`` on the height and width
+    (pairs, or ``lax.pad``'s ``(low, high, interior)`` triples), ``none`` on the batch and channels."""
+    return [none, *pads, none] if layout == "NHWC" else [none, none, *pads]
+
+
 def spatial_of(x_shape: tuple[int, ...], layout: str) -> Pair:
     """``(H, W)`` of a batched input."""
     return (x_shape[2], x_shape[3]) if layout == "NCHW" else (x_shape[1], x_shape[2])

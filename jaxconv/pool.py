@@ -49,7 +49,7 @@ def _avg_divisor(
     return np.outer(counts[0], counts[1]).astype(np.float32)
 
 
-def _ceil_extra(fn: str, input_hw: Pair, extent: Pair, stride: Pair, pads: PadPairs) -> Pair:
+def _ceil_extra(input_hw: Pair, extent: Pair, stride: Pair, pads: PadPairs) -> Pair:
     """Rows/columns to add at the bottom/right so the output size rounds up (``ceil_mode``),
     except that a last window starting past the input and its left padding is dropped (PyTorch)."""
     extra = []
@@ -96,7 +96,7 @@ def _pool(
     pads = resolve_padding(fn, padding, input_hw, extent, stride_hw)
     check_pool_padding(fn, pads, window)
     output_size(fn, input_hw, extent, pads, stride_hw)
-    extra = _ceil_extra(fn, input_hw, extent, stride_hw, pads) if ceil_mode else (0, 0)
+    extra = _ceil_extra(input_hw, extent, stride_hw, pads) if ceil_mode else (0, 0)
     grown = ((pads[0][0], pads[0][1] + extra[0]), (pads[1][0], pads[1][1] + extra[1]))
     if return_indices:
         y, indices = max_with_indices(xb, window, stride_hw, grown, dilation_hw, layout)

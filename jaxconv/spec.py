@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jaxconv._checks import LAYOUTS, PadPairs, Pair, is_int
+from jaxconv.layout import batched_shape, weight_shape
 
 _SPATIAL = "HW"
 
@@ -132,17 +133,16 @@ class ConvSpec:
     @property
     def x_shape(self) -> tuple[int, int, int, int]:
         """The batched input's shape in ``layout``."""
-        return _in_layout(self.batch, self.in_channels, self.input_hw, self.layout)
+        return batched_shape(self.batch, self.in_channels, self.input_hw, self.layout)
 
     @property
     def w_shape(self) -> tuple[int, int, int, int]:
         """The kernel's shape: ``(O, C/groups, kh, kw)`` in NCHW, ``(kh, kw, C/groups, O)`` in NHWC."""
-        o, cpg, (kh, kw) = self.out_channels, self.in_channels_per_group, self.kernel
-        return (o, cpg, kh, kw) if self.layout == "NCHW" else (kh, kw, cpg, o)
+        return weight_shape(self.out_channels, self.in_channels_per_group, self.kernel, self.layout)
 
     @property
     def y_shape(self) -> tuple[int, int, int, int]:
-        return _in_layout(self.batch, self.out_channels, self.output_hw, self.layout)
+        return batched_shape(self.batch, self.out_channels, self.output_hw, self.layout)
 
     @property
     def itemsize(self) -> int:
@@ -227,7 +227,7 @@ class PoolSpec:
 
     @property
     def x_shape(self) -> tuple[int, int, int, int]:
-        return _in_layout(self.batch, self.channels, self.input_hw, self.layout)
+        return batched_shape(self.batch, self.channels, self.input_hw, self.layout)
 
     @property
     def tiles_input(self) -> bool:
@@ -245,10 +245,6 @@ class PoolSpec:
     @classmethod
     def from_json(cls, text: str) -> PoolSpec:
         return cls(**_tuples(json.loads(text)))
-
-
-def _in_layout(n: int, c: int, hw: Pair, layout: str) -> tuple[int, int, int, int]:
-    return (n, c, hw[0], hw[1]) if layout == "NCHW" else (n, hw[0], hw[1], c)
 
 
 def _tuples(fields: dict[str, Any]) -> dict[str, Any]:

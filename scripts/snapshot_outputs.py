@@ -120,7 +120,7 @@ def _pools(out: dict) -> None:
 
 def _training(out: dict) -> None:
     from jaxconv.train import TrainConfig
-    from jaxconv.train.steps import create_train_state, steps_for
+    from jaxconv.train.steps import create_train_state, make_steps
 
     images = np.asarray(jax.random.randint(jax.random.key(9), (64, 28, 28), 0, 256), np.uint8)
     labels = np.asarray(jax.random.randint(jax.random.key(10), (64,), 0, 10), np.int32)
@@ -128,7 +128,7 @@ def _training(out: dict) -> None:
         for api in ("linen", "nnx"):
             config = TrainConfig(variant=variant, api=api, batch_size=32, epochs=1)
             state = create_train_state(config, steps_per_epoch=2)
-            train_step_at, _ = steps_for(config)
+            train_step_at = make_steps(config).train
             for step in range(2):
                 idx = jnp.arange(step * 32, (step + 1) * 32)
                 state, metrics = train_step_at(state, jnp.asarray(images), jnp.asarray(labels), idx)

@@ -114,3 +114,11 @@ def test_bad_module_options():
         LeNet(batch_norm=True)
     with pytest.raises(ValueError, match=r"Conv2D: input channels 3 are not divisible by groups=2"):
         Conv2D(4, 3, groups=2).init(jax.random.key(0), jnp.zeros((1, 3, 8, 8)))
+
+
+def test_pooling_layers_take_pytorchs_options():
+    x = jax.random.normal(jax.random.key(0), (2, 3, 5, 4))
+    y = MaxPool2D(3, stride=2, ceil_mode=True, dilation=1).apply({}, x)
+    assert y.shape == (2, 3, 2, 2)
+    y = AvgPool2D(2, ceil_mode=True, divisor_override=1).apply({}, x)
+    np.testing.assert_allclose(y[..., -1, -1], x[..., 4, 2:4].sum(-1), rtol=1e-6)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jaxconv import xla_options
-from jaxconv.train import TrainConfig, create_train_state, step_compiler_options, steps_for
+from jaxconv.train import TrainConfig, create_train_state, make_steps, step_compiler_options
 from tests import reference
 
 
@@ -85,7 +85,7 @@ def test_training_steps_hand_ynnpack_each_dot_alone():
     state = create_train_state(TrainConfig(), 10)
     images = jnp.zeros((64, 28, 28), jnp.uint8)
     labels, idx = jnp.zeros(64, jnp.int32), jnp.arange(32, dtype=jnp.int32)
-    train_step_at, eval_step_at = steps_for(TrainConfig())
+    train_step_at, eval_step_at, _ = make_steps(TrainConfig())
     assert repr(train_step_at) == "TunedJit(_train_step_at, fuse_elementwise=False)"
     fused_step = xla_options.jit(train_step_at.__wrapped__)  # the same step, elementwise ops fused
     fused = _ynn_fused_ops(fused_step.lower(state, images, labels, idx).compile().as_text())
@@ -106,10 +106,10 @@ def test_train_step_agrees_with_and_without_the_options():
     results = []
     for tuned in (True, False):
         config = TrainConfig(cpu_compiler_options=tuned)
-        train_step_at, eval_step_at = steps_for(config)
+        train_step_at, eval_step_at, _ = make_steps(config)
         state, metrics = train_step_at(create_train_state(config, 10), images, labels, idx)
         results.append((state.params, metrics, eval_step_at(state, images, labels, idx + 32)))
-    assert steps_for(TrainConfig())[0] is not steps_for(TrainConfig(cpu_compiler_options=False))[0]
+    assert make_steps(TrainConfig()).train is not make_steps(TrainConfig(cpu_compiler_options=False)).train
     for a, b in zip(jax.tree.leaves(results[0]), jax.tree.leaves(results[1]), strict=True):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
     with pytest.raises(TypeError, match=r"TrainConfig: cpu_compiler_options must be a bool, got 'no'"):

@@ -31,10 +31,9 @@ from jaxconv.bench import torch_peer
 from jaxconv.bench.rounds import paired_speedups, round_orders
 from jaxconv.experiments.common import save
 from jaxconv.experiments.lenet_benchmark import torch_book_net
-from jaxconv.train import TrainConfig, create_train_state, step_compiler_options, steps_for
+from jaxconv.train import TrainConfig, create_train_state, make_steps, step_compiler_options
 from jaxconv.train.data import FashionMNIST, load_fashion_mnist
 from jaxconv.train.loop import dispatches
-from jaxconv.train.steps import multi_step_for
 
 CONTESTANTS = {
     "jaxconv defaults (auto, NHWC)": TrainConfig(),
@@ -52,7 +51,7 @@ def _jax_runner(config: TrainConfig, data: FashionMNIST, batches: list[np.ndarra
     # config.steps_per_dispatch batches at a time as one scan, the rest one by one (as training does)
     idx = [jnp.asarray(b) for b in dispatches(iter(batches), len(batches[0]), config.steps_per_dispatch)]
     state = create_train_state(config, len(batches))
-    single, several = steps_for(config)[0], multi_step_for(config)
+    single, several = make_steps(config).train, make_steps(config).train_several
     compiled = {
         i.shape: (several if i.ndim == 2 else single).lower(state, images, labels, i).compile() for i in idx
     }

@@ -27,6 +27,7 @@ from jax import lax
 from jaxconv._checks import Precision
 from jaxconv.impls import auto, band, manual, pallas, taps, winograd, xla
 from jaxconv.impls.platform import BACKEND_OF, per_platform
+from jaxconv.layout import spatial_widths
 from jaxconv.spec import ConvSpec, PoolSpec
 
 ConvCore = Callable[..., jax.Array]
@@ -139,7 +140,7 @@ def spread(x: jax.Array, spec: ConvSpec) -> tuple[jax.Array, ConvSpec]:
     if not spec.transposed and spec.input_dilation == (1, 1) and min(min(p) for p in spec.pads) >= 0:
         return x, spec
     spatial = [(lo, hi, d - 1) for (lo, hi), d in zip(spec.pads, spec.input_dilation, strict=True)]
-    config = [(0, 0, 0), *spatial, (0, 0, 0)] if spec.layout == "NHWC" else [(0, 0, 0), (0, 0, 0), *spatial]
+    config = spatial_widths(tuple(spatial), spec.layout, none=(0, 0, 0))
     return lax.pad(x, jnp.zeros((), x.dtype), config), spec.spread()
 
 

@@ -16,7 +16,7 @@ from jax import lax
 
 from jaxconv._checks import Precision, accumulation_dtype
 from jaxconv.impls.common import CORE_STATIC, POOL_STATIC
-from jaxconv.layout import dimension_numbers
+from jaxconv.layout import dimension_numbers, spatial_axes
 from jaxconv.spec import ConvSpec, PoolSpec
 
 
@@ -51,7 +51,7 @@ def pool_xla(x: jax.Array, *, spec: PoolSpec) -> jax.Array:
     """The windows' max (``x.dtype``) or sum (accumulation dtype) through ``lax.reduce_window``."""
     mode, layout = spec.mode, spec.layout
     window, stride, pads, dilation = spec.window, spec.stride, spec.pads, spec.dilation
-    spatial = (2, 3) if layout == "NCHW" else (1, 2)
+    spatial = spatial_axes(layout)
     dims, strides, padding, dilations = [1] * 4, [1] * 4, [(0, 0)] * 4, [1] * 4
     for axis, k, s, p, d in zip(spatial, window, stride, pads, dilation, strict=True):
         dims[axis], strides[axis], padding[axis], dilations[axis] = k, s, p, d

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 
 from jaxconv._checks import Pair, to_pair
 from jaxconv.conv import conv2d
+from jaxconv.layout import channels_of, weight_shape
 from jaxconv.pool import avg_pool2d, max_pool2d
 from jaxconv.shapes import Padding
 from jaxconv.transpose import conv_transpose2d
@@ -93,16 +94,11 @@ class Conv2D(nn.Module):
         kh, kw = to_pair("Conv2D", "kernel_size", self.kernel_size, minimum=1)
         if x.ndim not in (3, 4):
             raise ValueError(f"Conv2D: input must have 3 or 4 dimensions, got shape {tuple(x.shape)}")
-        # Channels sit after the batch axis in NCHW (first if unbatched), last in NHWC.
-        channels = x.shape[x.ndim - 3] if self.layout == "NCHW" else x.shape[-1]
+        channels = channels_of(x.shape, self.layout)
         if channels % self.groups:
             raise ValueError(f"Conv2D: input channels {channels} are not divisible by groups={self.groups}")
         per_group = channels // self.groups
-        shape = (
-            (self.features, per_group, kh, kw)
-            if self.layout == "NCHW"
-            else (kh, kw, per_group, self.features)
-        )
+        shape = weight_shape(self.features, per_group, (kh, kw), self.layout)
         init = self.kernel_init or default_kernel_init(self.layout)
         kernel = self.param("kernel", init, shape, self.param_dtype)
         bias = (
@@ -144,14 +140,14 @@ class ConvTranspose2D(nn.Module):
             raise ValueError(
                 f"ConvTranspose2D: input must have 3 or 4 dimensions, got shape {tuple(x.shape)}"
             )
-        channels = x.shape[x.ndim - 3] if self.layout == "NCHW" else x.shape[-1]
+        channels = channels_of(x.shape, self.layout)
         if self.features % self.groups or channels % self.groups:
             raise ValueError(
                 f"ConvTranspose2D: input channels {channels} and features {self.features} must be "
                 f"divisible by groups={self.groups}"
             )
         per_group = self.features // self.groups
-        shape = (channels, per_group, kh, kw) if self.layout == "NCHW" else (kh, kw, per_group, channels)
+        shape = weight_shape(channels, per_group, (kh, kw), self.layout)
         init = self.kernel_init or default_transpose_kernel_init(self.layout)
         kernel = self.param("kernel", init, shape, self.param_dtype)
         bias = (

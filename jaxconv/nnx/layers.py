@@ -13,6 +13,7 @@ from flax import nnx
 
 from jaxconv._checks import Pair, check_int, to_pair
 from jaxconv.conv import conv2d
+from jaxconv.layout import weight_shape
 from jaxconv.nn.layers import (
     AVG_POOL2D_OPTIONS,
     CONV2D_OPTIONS,
@@ -79,7 +80,7 @@ class Conv2D(nnx.Module):
     ) -> None:
         c, o, g = _features("Conv2D", in_features, out_features, groups)
         kh, kw = to_pair("Conv2D", "kernel_size", kernel_size, minimum=1)
-        shape = (o, c // g, kh, kw) if layout == "NCHW" else (kh, kw, c // g, o)
+        shape = weight_shape(o, c // g, (kh, kw), layout)
         init = kernel_init or default_kernel_init(layout)
         self.kernel = nnx.Param(init(rngs.params(), shape, param_dtype))
         self.bias = nnx.Param(bias_init(rngs.params(), (o,), param_dtype)) if use_bias else None
@@ -122,7 +123,7 @@ class ConvTranspose2D(nnx.Module):
     ) -> None:
         c, o, g = _features("ConvTranspose2D", in_features, out_features, groups)
         kh, kw = to_pair("ConvTranspose2D", "kernel_size", kernel_size, minimum=1)
-        shape = (c, o // g, kh, kw) if layout == "NCHW" else (kh, kw, o // g, c)
+        shape = weight_shape(c, o // g, (kh, kw), layout)
         init = kernel_init or default_transpose_kernel_init(layout)
         self.kernel = nnx.Param(init(rngs.params(), shape, param_dtype))
         self.bias = nnx.Param(bias_init(rngs.params(), (o,), param_dtype)) if use_bias else None

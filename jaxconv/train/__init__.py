@@ -17,11 +17,12 @@ from jaxconv.train.config import make_optimizer as make_optimizer
 from jaxconv.train.loop import DivergenceError as DivergenceError
 from jaxconv.train.loop import evaluate as evaluate
 from jaxconv.train.loop import train_and_evaluate as train_and_evaluate
+from jaxconv.train.steps import Steps as Steps
 from jaxconv.train.steps import TrainState as TrainState
 from jaxconv.train.steps import create_train_state as create_train_state
 from jaxconv.train.steps import eval_step as eval_step
 from jaxconv.train.steps import eval_step_at as eval_step_at
+from jaxconv.train.steps import make_steps as make_steps
 from jaxconv.train.steps import step_compiler_options as step_compiler_options
-from jaxconv.train.steps import steps_for as steps_for
 from jaxconv.train.steps import train_step as train_step
 from jaxconv.train.steps import train_step_at as train_step_at

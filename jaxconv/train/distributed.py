@@ -79,14 +79,10 @@ def make_mesh(num_devices: int | None = None) -> Mesh:
     return Mesh(np.array(devices[:num_devices]), (BATCH,))
 
 
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-    """Leading (batch) axis split over the mesh."""
-    return NamedSharding(mesh, P(BATCH))
-
-
-def replicated(mesh: Mesh) -> NamedSharding:
-    """A full copy on every device of the mesh."""
-    return NamedSharding(mesh, P())
+def sharding(mesh: Mesh, batch_axis: int | None = None) -> NamedSharding:
+    """An array's axis ``batch_axis`` split over the mesh (0: one batch ``(B, ...)``; 1: several
+    ``(steps, B, ...)``), or a full copy on every device (``None``)."""
+    return NamedSharding(mesh, P() if batch_axis is None else P(*([None] * batch_axis), BATCH))
 
 
 def check_divisible(mesh: Mesh, **sizes: int) -> None:
@@ -101,29 +97,11 @@ def check_divisible(mesh: Mesh, **sizes: int) -> None:
         )
 
 
-def put_replicated(array: np.ndarray, mesh: Mesh) -> jax.Array:
-    """A host array copied to every device of the mesh (each process supplies its own copy)."""
-    return jax.make_array_from_callback(array.shape, replicated(mesh), lambda index: array[index])
-
-
-def batches_sharding(mesh: Mesh) -> NamedSharding:
-    """Several batches ``(steps, B, ...)``: each batch's axis (the second) split over the mesh."""
-    return NamedSharding(mesh, P(None, BATCH))
-
-
-def put_batches(array: np.ndarray, mesh: Mesh) -> jax.Array:
-    """A host array of several global batches ``(steps, B, ...)``, each split over the mesh as
-    :func:`put_batch` splits one."""
-    return jax.make_array_from_callback(array.shape, batches_sharding(mesh), lambda index: array[index])
-
-
-def put_batch(array: np.ndarray, mesh: Mesh) -> jax.Array:
-    """A host array of the *global* batch, split over the mesh by its leading axis.
-
-    Every process computes the same global ``array`` (e.g. the seeded row order) but only the
-    slices for its own devices are copied.
-    """
-    return jax.make_array_from_callback(array.shape, batch_sharding(mesh), lambda index: array[index])
+def put(array: np.ndarray, mesh: Mesh, batch_axis: int | None = None) -> jax.Array:
+    """A host array on the mesh, split along ``batch_axis`` or copied whole to every device
+    (:func:`sharding`). Every process computes the same global ``array`` (e.g. the seeded row order, or the
+    data set) and only the slices for its own devices are copied."""
+    return jax.make_array_from_callback(array.shape, sharding(mesh, batch_axis), lambda index: array[index])
 
 
 def is_main_process() -> bool:

@@ -28,7 +28,7 @@ from jaxconv.train import checkpoint, distributed
 from jaxconv.train.config import RESUMABLE, TrainConfig
 from jaxconv.train.curves import plot_history
 from jaxconv.train.data import FashionMNIST, batch_indices, load_fashion_mnist
-from jaxconv.train.steps import TrainState, create_train_state, eval_step_at, multi_step_for, steps_for
+from jaxconv.train.steps import Steps, TrainState, create_train_state, eval_step_at, make_steps
 
 CHECK_EVERY = 50  # steps between checks for a diverged (NaN/inf) loss
 
@@ -51,11 +51,11 @@ def _summed(metrics: list[dict[str, jax.Array]]) -> dict[str, float]:
 def evaluate(state: TrainState, images: jax.Array, labels: jax.Array, batch_size: int,
              step: Any = eval_step_at) -> dict[str, float]:  # fmt: skip
     """Loss and accuracy over a device-resident set, in batches split over the state's mesh;
-    ``step`` is an ``eval_step_at`` (:func:`steps_for`)."""
+    ``step`` is an ``eval_step_at`` (:func:`jaxconv.train.steps.make_steps`)."""
     mesh = _mesh_of(state)
     n = images.shape[0]
     metrics = [
-        step(state, images, labels, distributed.put_batch(np.arange(i, min(i + batch_size, n)), mesh))
+        step(state, images, labels, distributed.put(np.arange(i, min(i + batch_size, n)), mesh, batch_axis=0))
         for i in range(0, n, batch_size)
     ]
     return _summed(metrics)
@@ -66,7 +66,7 @@ def _mesh_of(state: TrainState) -> jax.sharding.Mesh:
     if not isinstance(sharding, jax.sharding.NamedSharding) or not isinstance(
         sharding.mesh, jax.sharding.Mesh
     ):
-        raise ValueError("evaluate: the state must be placed on a mesh (distributed.put_replicated)")
+        raise ValueError("evaluate: the state must be placed on a mesh (distributed.put)")
     return sharding.mesh
 
 
@@ -99,7 +99,7 @@ def _compile(state: TrainState, train: tuple[jax.Array, jax.Array], test: tuple[
     Returns the seconds it took. ``jit``'s cache keeps the executables for the loop's calls.
     """
     start = time.perf_counter()
-    sharding = distributed.batch_sharding(_mesh_of(state))
+    sharding = distributed.sharding(_mesh_of(state), batch_axis=0)
     lowered = [
         step.lower(state, images, labels, jax.ShapeDtypeStruct((rows,), jnp.int32, sharding=sharding))
         for step, (images, labels), size in ((steps[0], train, batch_size), (steps[1], test, eval_batch_size))
@@ -137,14 +137,14 @@ class _Placed:
     mesh: jax.sharding.Mesh
     train: tuple[jax.Array, jax.Array]
     test: tuple[jax.Array, jax.Array]
-    steps: tuple[Any, Any, Any]  # train_step_at, eval_step_at, train_steps_at (several per dispatch)
+    steps: Steps
 
 
 def _place(config: TrainConfig, data: FashionMNIST) -> _Placed:
     """The datasets (47 MB, small) replicated on the config's mesh, checked to split evenly over it."""
     mesh = distributed.make_mesh(config.devices)
     train_x, train_y, test_x, test_y = (
-        distributed.put_replicated(a, mesh)
+        distributed.put(a, mesh)
         for a in (
             data.train_images[: config.limit_train],
             data.train_labels[: config.limit_train].astype(np.int32),
@@ -156,7 +156,7 @@ def _place(config: TrainConfig, data: FashionMNIST) -> _Placed:
         mesh, **{f"training batch of {r}": r for r in _batch_rows(train_x.shape[0], config.batch_size)},
         **{f"test batch of {r}": r for r in _batch_rows(test_x.shape[0], config.eval_batch_size)},
     )  # fmt: skip
-    return _Placed(mesh, (train_x, train_y), (test_x, test_y), (*steps_for(config), multi_step_for(config)))
+    return _Placed(mesh, (train_x, train_y), (test_x, test_y), make_steps(config))
 
 
 def _restore(config: TrainConfig, state: TrainState, out: Path) -> tuple[TrainState, int, list[dict]]:
@@ -177,15 +177,14 @@ def _restore(config: TrainConfig, state: TrainState, out: Path) -> tuple[TrainSt
 
 def _compile_all(config: TrainConfig, state: TrainState, placed: _Placed) -> float:
     """Compiles every step the run will call (the several-steps scan too), before any epoch is timed."""
-    train_step, eval_step, multi_step = placed.steps
     seconds = _compile(state, placed.train, placed.test, config.batch_size, config.eval_batch_size,
-                       (train_step, eval_step))  # fmt: skip
+                       (placed.steps.train, placed.steps.eval))  # fmt: skip
     k = config.steps_per_dispatch
     if k > 1 and placed.train[0].shape[0] // config.batch_size >= k:
         start = time.perf_counter()
         several = jax.ShapeDtypeStruct((k, config.batch_size), jnp.int32,
-                                       sharding=distributed.batches_sharding(placed.mesh))  # fmt: skip
-        multi_step.lower(state, *placed.train, several).compile()
+                                       sharding=distributed.sharding(placed.mesh, batch_axis=1))  # fmt: skip
+        placed.steps.train_several.lower(state, *placed.train, several).compile()
         seconds += time.perf_counter() - start
     return seconds
 
@@ -194,7 +193,6 @@ def _train_epoch(config: TrainConfig, state: TrainState, placed: _Placed, epoch:
                  last_good: int, show: bool) -> tuple[TrainState, dict[str, float]]:  # fmt: skip
     """One epoch of training steps in the epoch's order; the loss and accuracy summed over it. Checks
     for a diverged loss every ``CHECK_EVERY`` steps (a device sync, so not every step)."""
-    train_step, _, multi_step = placed.steps
     n_train = placed.train[0].shape[0]
     steps_per_epoch = -(-n_train // config.batch_size)
     first_step, metrics, taken = int(state.step), [], 0
@@ -204,9 +202,13 @@ def _train_epoch(config: TrainConfig, state: TrainState, placed: _Placed, epoch:
     for idx in dispatches(batches, config.batch_size, config.steps_per_dispatch):
         idx = idx.astype(np.int32)
         if idx.ndim == 2:
-            state, m = multi_step(state, *placed.train, distributed.put_batches(idx, placed.mesh))
+            state, m = placed.steps.train_several(
+                state, *placed.train, distributed.put(idx, placed.mesh, batch_axis=1)
+            )
         else:
-            state, m = train_step(state, *placed.train, distributed.put_batch(idx, placed.mesh))
+            state, m = placed.steps.train(
+                state, *placed.train, distributed.put(idx, placed.mesh, batch_axis=0)
+            )
         metrics.append(m)
         steps = idx.shape[0] if idx.ndim == 2 else 1
         bar.update(steps)
@@ -230,14 +232,14 @@ def train_and_evaluate(config: TrainConfig, data: FashionMNIST | None = None) ->
     n_train = placed.train[0].shape[0]
     state = create_train_state(config, steps_per_epoch=-(-n_train // config.batch_size))
     state, done, history = _restore(config, state, out)
-    state = jax.tree.map(lambda a: distributed.put_replicated(np.asarray(a), placed.mesh), state)
+    state = jax.tree.map(lambda a: distributed.put(np.asarray(a), placed.mesh), state)
     compile_seconds = _compile_all(config, state, placed)
     _say(main, f"compiled train and eval steps in {compile_seconds:.2f} s on {placed.mesh.size} device(s)")
     for epoch in range(done + 1, config.epochs + 1):
         start = time.perf_counter()
         state, train = _train_epoch(config, state, placed, epoch, out, done, config.progress and main)
         train_seconds = time.perf_counter() - start
-        test = evaluate(state, *placed.test, config.eval_batch_size, placed.steps[1])
+        test = evaluate(state, *placed.test, config.eval_batch_size, placed.steps.eval)
         history.append({
             "epoch": epoch, "train_loss": train["loss"], "train_acc": train["acc"], "test_acc": test["acc"],
             "test_loss": test["loss"], "images_per_second": n_train / train_seconds,

@@ -2,13 +2,13 @@
 metrics)`` with gradients and the optimizer update in one jit region, and ``eval_step``.
 
 Both compile with jaxconv's XLA options on CPU (:mod:`jaxconv.xla_options`) unless the config asks
-for XLA's defaults (:func:`steps_for`).
+for XLA's defaults (:func:`make_steps`).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -115,27 +115,29 @@ def _train_steps_at(
     return lax.scan(lambda s, i: _train_step_at(s, images, labels, i), state, idx)
 
 
-# Compiled with jaxconv's XLA options (xla_options) or with XLA's defaults: steps_for(config) picks.
-train_step_at = _step_jit(_train_step_at)
-eval_step_at = _step_jit(_eval_step_at)
-train_steps_at = _step_jit(_train_steps_at)
-_PLAIN_STEPS = (jax.jit(_train_step_at), jax.jit(_eval_step_at))
-_PLAIN_MULTI_STEP = jax.jit(_train_steps_at)
+class Steps(NamedTuple):
+    """A run's jitted steps, all on the rows ``idx`` of device-resident images and labels."""
+
+    train: Any  # train(state, images, labels, idx (B,)) -> (state, metrics)
+    eval: Any  # eval(state, images, labels, idx (B,)) -> metrics
+    train_several: Any  # train_several(state, images, labels, idx (steps, B)): a lax.scan, one dispatch
 
 
-def steps_for(config: TrainConfig) -> tuple[Any, Any]:
-    """``(train_step_at, eval_step_at)`` as ``config.cpu_compiler_options`` compiles them."""
-    return (train_step_at, eval_step_at) if config.cpu_compiler_options else _PLAIN_STEPS
+# Compiled with jaxconv's XLA options (xla_options) or with XLA's defaults, as a plain Flax script is.
+_TUNED = Steps(_step_jit(_train_step_at), _step_jit(_eval_step_at), _step_jit(_train_steps_at))
+_PLAIN = Steps(jax.jit(_train_step_at), jax.jit(_eval_step_at), jax.jit(_train_steps_at))
+train_step_at, eval_step_at, train_steps_at = _TUNED
 
 
-def multi_step_for(config: TrainConfig) -> Any:
-    """``train_steps_at``, several training steps per dispatch, as ``config.cpu_compiler_options``
-    compiles it (for ``config.steps_per_dispatch > 1``)."""
-    return train_steps_at if config.cpu_compiler_options else _PLAIN_MULTI_STEP
+def make_steps(config: TrainConfig) -> Steps:
+    """The jitted steps ``config`` trains with: compiled with jaxconv's CPU options
+    (``config.cpu_compiler_options``) or with XLA's defaults. The same objects for every config of one
+    kind, so their compilations are shared."""
+    return _TUNED if config.cpu_compiler_options else _PLAIN
 
 
 def step_compiler_options(config: TrainConfig) -> dict[str, str]:
-    """The XLA options :func:`steps_for` ``(config)`` compiles with on JAX's default backend (``{}``:
+    """The XLA options :func:`make_steps` ``(config)`` compiles with on JAX's default backend (``{}``:
     XLA's defaults), for records of a run."""
     if not config.cpu_compiler_options:
         return {}

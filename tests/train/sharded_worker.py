@@ -64,11 +64,11 @@ def inspect_shardings(report):
 
     mesh = distributed.make_mesh()
     state = create_train_state(config("unused"), 1)
-    state = jax.tree.map(lambda a: distributed.put_replicated(np.asarray(a), mesh), state)
+    state = jax.tree.map(lambda a: distributed.put(np.asarray(a), mesh), state)
     data = tiny_data()
-    images = distributed.put_replicated(data.train_images, mesh)
-    labels = distributed.put_replicated(data.train_labels.astype(np.int32), mesh)
-    idx = distributed.put_batch(np.arange(64, dtype=np.int32), mesh)
+    images = distributed.put(data.train_images, mesh)
+    labels = distributed.put(data.train_labels.astype(np.int32), mesh)
+    idx = distributed.put(np.arange(64, dtype=np.int32), mesh, batch_axis=0)
     report["devices"] = len(jax.devices())
     report["idx_spec"] = list(idx.sharding.spec)
     report["idx_shard_rows"] = sorted({s.data.shape[0] for s in idx.addressable_shards})
@@ -85,7 +85,7 @@ def inspect_shardings(report):
 
     x = jax.random.normal(jax.random.key(0), (8, 3, 12, 12))
     w = jax.random.normal(jax.random.key(1), (4, 3, 3, 3))
-    xs = jax.device_put(x, distributed.batch_sharding(mesh))
+    xs = jax.device_put(x, distributed.sharding(mesh, batch_axis=0))
     for impl in jc.IMPLS:
         y = jc.conv2d(xs, w, padding=1, impl=impl)
         want = jc.conv2d(x, w, padding=1, impl="xla")

@@ -21,22 +21,22 @@ NUMPY_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
     stride=st.integers(1, 2),
     layout=st.sampled_from(["NCHW", "NHWC"]),
     seed=st.integers(0, 2**16),
+    impl=st.sampled_from(jc.IMPL_CHOICES),
 )
-def test_padding_modes_match_numpy_pad_then_a_valid_conv(mode, pads, stride, layout, seed):
+def test_padding_modes_match_numpy_pad_then_a_valid_conv(mode, pads, stride, layout, seed, impl):
+    # The mode's padding (conv.pad_spatial) happens before any impl runs, so each draw checks one impl;
+    # every impl runs a padding mode, gradients too, in test_padding_mode_gradients_agree_across_impls.
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(2, 3, 5, 6)).astype(np.float32)
     w = rng.normal(size=(4, 3, 3, 2)).astype(np.float32)
     padded = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[0]), (pads[1], pads[1])), mode=NUMPY_MODES[mode])
     expected = reference.conv2d(padded, w, stride=stride)
     xl, wl = (x.transpose(0, 2, 3, 1), w.transpose(2, 3, 1, 0)) if layout == "NHWC" else (x, w)
-    for impl in jc.IMPL_CHOICES:
-        y = np.asarray(jc.conv2d(jnp.asarray(xl), jnp.asarray(wl), padding=pads, stride=stride,
-                                 padding_mode=mode, layout=layout, impl=impl))  # fmt: skip
-        reference.assert_close(
-            y.transpose(0, 3, 1, 2) if layout == "NHWC" else y,
-            expected,
-            tol=reference.float32_tolerance(impl),
-        )
+    y = np.asarray(jc.conv2d(jnp.asarray(xl), jnp.asarray(wl), padding=pads, stride=stride,
+                             padding_mode=mode, layout=layout, impl=impl))  # fmt: skip
+    reference.assert_close(
+        y.transpose(0, 3, 1, 2) if layout == "NHWC" else y, expected, tol=reference.float32_tolerance(impl)
+    )
 
 
 def test_padding_modes_match_torch_when_installed():

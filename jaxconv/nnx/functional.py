@@ -7,7 +7,6 @@ is split once into its graph and state (``nnx.split``) and merged back inside ea
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import jax
@@ -58,4 +57,26 @@ def functional(model: nnx.Module) -> tuple[Any, dict[str, Any]]:
     variables = {"params": nnx.to_pure_dict(params)}
     if jax.tree.leaves(stats):
         variables["batch_stats"] = nnx.to_pure_dict(stats)
-    return partial(_apply, graphdef, (params, stats)), variables
+    return _Apply(graphdef, (params, stats)), variables
+
+
+class _Apply:
+    """``_apply`` bound to a model's graph and state template; equal (and hashing alike) for models of one
+    structure, so that jitted steps taking it as a static argument compile once per structure. The
+    template only gives the containers: every value comes from the ``variables`` of the call."""
+
+    def __init__(self, graphdef: nnx.GraphDef, template: tuple[nnx.State, nnx.State]) -> None:
+        self.graphdef, self.template = graphdef, template
+        shapes = [(a.shape, a.dtype) for a in jax.tree.leaves(template)]
+        self._key = (graphdef, jax.tree.structure(template), tuple(shapes))
+
+    def __call__(
+        self, variables: dict[str, Any], x: jax.Array, train: bool = False, mutable: Any = False
+    ) -> Any:
+        return _apply(self.graphdef, self.template, variables, x, train, mutable)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Apply) and self._key == other._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)

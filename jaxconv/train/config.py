@@ -4,6 +4,7 @@ names."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -107,7 +108,7 @@ class TrainConfig:
         shape = (1, 1, 28, 28) if self.layout == "NCHW" else (1, 28, 28, 1)
         variables = dict(linen.init(jax.random.key(self.seed), jnp.zeros(shape, jnp.float32)))
         if self.api == "linen":
-            return linen.apply, variables
+            return LinenApply(linen), variables
         entry = MODELS[self.variant]
         if entry.nnx is None or entry.from_linen is None:
             raise ValueError(f"TrainConfig: variant {self.variant!r} has no NNX form; use api='linen'")
@@ -115,6 +116,18 @@ class TrainConfig:
             impl=self.impl, layout=self.layout, batch_norm=self.batch_norm, rngs=nnx.Rngs(self.seed)
         )
         return functional(entry.from_linen(model, variables))
+
+
+@dataclasses.dataclass(frozen=True)
+class LinenApply:
+    """``module.apply``, equal and hashing alike for equal modules: a jitted step takes the apply function
+    as a static argument (``TrainState.apply_fn``), so two runs of one model in a process share its
+    compilation, where two bound methods ``module.apply`` never compare equal."""
+
+    module: nn.Module
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.module.apply(*args, **kwargs)
 
 
 # The fields with a fixed set of values, each read when checked (a model or impl registered later counts).
@@ -129,16 +142,26 @@ CHOICES: dict[str, Callable[[], Sequence[str]]] = {
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
-    """The optax optimizer and learning-rate schedule the config names."""
-    total = config.epochs * steps_per_epoch
-    if config.schedule == "constant":
-        lr: optax.ScalarOrSchedule = config.lr
-    elif config.schedule == "cosine":
-        lr = optax.cosine_decay_schedule(config.lr, decay_steps=total)
+    """The optax optimizer and learning-rate schedule the config names.
+
+    The same settings give the same object: a jitted step takes it as a static argument
+    (``TrainState.tx``), so runs with one recipe share their compilation."""
+    total = 0 if config.schedule == "constant" else config.epochs * steps_per_epoch  # constant: unused
+    return _optimizer(config.optimizer, config.lr, config.momentum, config.weight_decay, config.schedule,
+                      total, steps_per_epoch)  # fmt: skip
+
+
+@functools.cache
+def _optimizer(name: str, lr: float, momentum: float, weight_decay: float, schedule: str, total: int,
+               steps_per_epoch: int) -> optax.GradientTransformation:  # fmt: skip
+    if schedule == "constant":
+        rate: optax.ScalarOrSchedule = lr
+    elif schedule == "cosine":
+        rate = optax.cosine_decay_schedule(lr, decay_steps=total)
     else:
-        lr = optax.warmup_cosine_decay_schedule(0.0, config.lr, steps_per_epoch, decay_steps=total)
-    if config.optimizer == "sgd":
-        return optax.sgd(lr, momentum=config.momentum or None)
-    if config.optimizer == "adam":
-        return optax.adam(lr)
-    return optax.adamw(lr, weight_decay=config.weight_decay)
+        rate = optax.warmup_cosine_decay_schedule(0.0, lr, steps_per_epoch, decay_steps=total)
+    if name == "sgd":
+        return optax.sgd(rate, momentum=momentum or None)
+    if name == "adam":
+        return optax.adam(rate)
+    return optax.adamw(rate, weight_decay=weight_decay)

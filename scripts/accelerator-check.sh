@@ -36,7 +36,7 @@ else
 fi
 
 step env 20 bash -c "nvidia-smi || true; $py -c 'import jax, flax, optax; print(jax.__version__, flax.__version__, optax.__version__); print(jax.devices())'; $py -c 'import torch; print(torch.__version__, torch.cuda.is_available())' || true"
-step tests 225 "$py" -m pytest -q -p no:cacheprovider --junitxml="$out/tests.xml" "${tests[@]}"
+step tests 225 env JAXCONV_TEST_WORKERS=0 "$py" -m pytest -q -p no:cacheprovider --junitxml="$out/tests.xml" "${tests[@]}"
 step bench 90 "$py" -m jaxconv bench "${bench[@]}" --out "$out/bench"
 step train 45 "$py" -m jaxconv train --no-progress "${train[@]}" --out "$out/train"
 step train-scan 45 "$py" -m jaxconv train --no-progress --steps-per-dispatch 20 "${train[@]}" --out "$out/train-scan"

@@ -17,8 +17,10 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     claim the GPU's memory) runs them in this one process."""
     workers = int(os.environ.get("JAXCONV_TEST_WORKERS", "2"))
     default_run = config.args_source is pytest.Config.ArgsSource.TESTPATHS
+    is_worker = "PYTEST_XDIST_WORKER" in os.environ or hasattr(config, "workerinput")  # never nest workers
     if (
         workers > 1
+        and not is_worker
         and default_run
         and config.pluginmanager.has_plugin("xdist")
         and getattr(config.option, "numprocesses", 0) is None

@@ -114,3 +114,17 @@ def test_no_module_imports_another_modules_private_names():
                 private += [f"{_module_name(path)}: {node.module}.{a.name}" for a in node.names
                             if a.name.startswith("_") and a.name != "_checks"]  # fmt: skip
     assert not private, private
+
+
+def test_the_code_states_rules_and_leaves_measurements_to_the_docs():
+    # Dated timings, speed-ups and host names belong in docs/performance.md, which the code points to.
+    log = re.compile(
+        r"20\d\d-[01]\d-[0-3]\d|\b\d+(\.\d+)? ?(ms|us|µs)\b|\b\d+\.\d+x\b|\d-\d+(\.\d+)?x\b|Zen \d|EPYC|Ice Lake"
+    )
+    found = [
+        f"{p.relative_to(PACKAGE.parent)}:{i}: {line.strip()}"
+        for p in PACKAGE.rglob("*.py")
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if log.search(line)
+    ]
+    assert not found, "\n".join(found)

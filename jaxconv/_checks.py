@@ -92,11 +92,19 @@ def check_int(fn: str, name: str, value: object, minimum: int) -> int:
     return int(value)  # type: ignore[arg-type]
 
 
-def to_pair(fn: str, name: str, value: object, minimum: int) -> Pair:
-    """Canonicalises an int or a pair of ints (each ``>= minimum``) to a pair."""
+def to_pair(fn: str, name: str, value: object, minimum: int, *, pairs_only: bool = False) -> Pair:
+    """Canonicalises an int or a pair of ints (each ``>= minimum``) to a pair. ``pairs_only``: as lax
+    takes strides and dilations, a sequence of two (an int, or another length, is a ``ValueError``)."""
+    if pairs_only and (not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2):
+        raise ValueError(f"{fn}: {name} must be a pair of ints for a 2-D convolution, got {value!r}")
     if is_int(value):
         pair = (int(value), int(value))  # type: ignore[call-overload]
-    elif isinstance(value, tuple | list) and len(value) == 2 and all(is_int(v) for v in value):
+    elif (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and len(value) == 2
+        and all(map(is_int, value))
+    ):
         pair = (int(value[0]), int(value[1]))
     else:
         raise TypeError(f"{fn}: {name} must be an int or a pair of ints, got {value!r}")

@@ -19,23 +19,13 @@ import numpy as np
 from jax import lax
 
 from jaxconv import impls
-from jaxconv._checks import Pair, check_choice, check_int, check_same_dtype
+from jaxconv._checks import Pair, check_choice, check_int, check_same_dtype, to_pair
 from jaxconv.impls import IMPL_CHOICES
 from jaxconv.impls.xla import conv_general_dilated_lax
 from jaxconv.shapes import effective_kernel, output_size
 from jaxconv.spec import ConvSpec
 
 _FN = "conv_general_dilated"
-
-
-def _pair(name: str, value: object, default: Pair | None = None) -> Pair:
-    """Two ints >= 1 (strides, dilations), in the kernel's spatial order."""
-    if value is None and default is not None:
-        return default
-    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
-        raise ValueError(f"{_FN}: {name} must be a pair of ints for a 2-D convolution, got {value!r}")
-    a, b = (check_int(_FN, name, v, minimum=1) for v in value)
-    return (a, b)
 
 
 def _explicit_pads(padding: object) -> tuple[Pair, Pair]:
@@ -209,9 +199,11 @@ def _canonical(
     except (TypeError, ValueError) as e:
         raise ValueError(f"{_FN}: dimension_numbers do not fit the operands {shapes}: {e}") from e
     groups = check_int(_FN, "feature_group_count", feature_group_count, minimum=1)
-    strides = _pair("window_strides", window_strides)
-    in_dilation = _pair("lhs_dilation", lhs_dilation, default=(1, 1))
-    dilation = _pair("rhs_dilation", rhs_dilation, default=(1, 1))
+    strides, in_dilation, dilation = (
+        to_pair(_FN, name, (1, 1) if value is None else value, 1, pairs_only=True)
+        for name, value in (("window_strides", window_strides), ("lhs_dilation", lhs_dilation),
+                            ("rhs_dilation", rhs_dilation))
+    )  # fmt: skip
     c, o, c_per_group = lhs.shape[lhs_perm[1]], rhs.shape[rhs_perm[0]], rhs.shape[rhs_perm[1]]
     if c != c_per_group * groups or o % groups:
         raise ValueError(

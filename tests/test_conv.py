@@ -10,6 +10,7 @@ from jax.test_util import check_grads
 
 import jaxconv as jc
 from tests import reference
+from tests.draws import examples
 
 pair = st.tuples(st.integers(1, 3), st.integers(1, 3))
 
@@ -71,6 +72,7 @@ def _options(case):
     return {k: case[k] for k in ("stride", "padding", "dilation", "groups")}
 
 
+@examples(10)  # x every impl per draw
 @given(conv_cases())
 def test_every_impl_matches_the_float64_reference(case):
     x, wt, b = _arrays(case)

@@ -7,12 +7,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from jax import lax
 
 import jaxconv as jc
 from tests import reference
+from tests.draws import examples
 
 HIGHEST = lax.Precision.HIGHEST
 
@@ -76,7 +77,7 @@ def _options(call):
 
 
 @pytest.mark.parametrize("impl", jc.IMPLS)
-@settings(max_examples=6, deadline=None)  # per impl: 48 random calls in all
+@examples(6)  # per impl: 48 random calls in all
 @given(call=calls())
 def test_every_impl_gives_lax_s_numbers_in_every_layout_and_padding_form(call, impl):
     lhs, rhs = _operands(call)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import jaxconv as jc
 from jaxconv.nn import ConvTranspose2D
 from tests import reference
+from tests.draws import examples
 
 
 @st.composite
@@ -45,6 +46,7 @@ def _options(case):
     return {k: case[k] for k in ("stride", "padding", "output_padding", "dilation", "groups")}
 
 
+@examples(10)  # x every impl per draw
 @given(transpose_cases())
 def test_every_impl_matches_the_float64_scatter_reference(case):
     x, w, b = _arrays(case)

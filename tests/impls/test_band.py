@@ -7,13 +7,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import jaxconv as jc
 from jaxconv.impls import REGISTRY, band
 from jaxconv.nn import LeNet
 from tests import reference
+from tests.draws import examples
 
 
 def test_band_matrix_is_the_kernel_row_as_a_toeplitz_matrix():
@@ -97,7 +98,7 @@ def test_band_tile_prefers_a_tile_that_divides_the_row():
     assert band.band_tile(7, 5, 1, 1) == 4  # only 1 and 7 divide 7, outside 3..6: 2 tiles of 4, 1 over
 
 
-@settings(max_examples=8)
+@examples(5)
 @given(
     width=st.integers(6, 48),
     kw=st.integers(1, 6),

@@ -5,11 +5,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from jaxconv.impls.patch_product import patch_product
 from tests import reference
+from tests.draws import examples
 
 
 def _operands(m: int, d: int, e: int, seed: int = 0) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -17,7 +18,7 @@ def _operands(m: int, d: int, e: int, seed: int = 0) -> tuple[jax.Array, jax.Arr
     return (jax.random.normal(kp, (m, d)), jax.random.normal(kk, (d, e)), jax.random.normal(kg, (m, e)))
 
 
-@settings(deadline=None, max_examples=20)
+@examples(10)
 @given(m=st.integers(1, 40), d=st.integers(1, 12), e=st.integers(1, 12), seed=st.integers(0, 2**16))
 def test_value_and_gradients_are_those_of_the_product(m, d, e, seed):
     p, k, g = _operands(m, d, e, seed)

@@ -1,7 +1,11 @@
 """The suite's process set-up, and the names the docstring examples use without importing them."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
+import jax
 import jax.numpy as jnp
 import pytest
 
@@ -27,6 +31,25 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         and not config.option.collectonly
     ):
         config.option.numprocesses = workers
+        config.option.dist = "worksteal"  # an idle worker takes tests queued for the other: no long tail
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One XLA compilation cache for the whole run, its workers and the subprocesses its tests start
+    (tests/train/test_distributed.py): the suite compiles many equal programs from different functions and
+    processes, and each is then compiled once. A fresh folder per run, removed at its end; a cache named in
+    ``JAX_COMPILATION_CACHE_DIR`` is used as it is."""
+    if "JAX_COMPILATION_CACHE_DIR" not in os.environ:  # set here once; workers and subprocesses inherit it
+        folder = tempfile.mkdtemp(prefix="jaxconv-tests-xla-cache-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        os.environ.update(
+            JAX_COMPILATION_CACHE_DIR=folder,
+            JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+            JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+        )
+    jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 @pytest.fixture(autouse=True)

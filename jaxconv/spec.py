@@ -16,6 +16,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from jaxconv._checks import LAYOUTS, PadPairs, Pair, is_int
 from jaxconv.layout import batched_shape, weight_shape
 
@@ -146,9 +148,7 @@ class ConvSpec:
 
     @property
     def itemsize(self) -> int:
-        import numpy as np  # a NumPy dtype name: ml_dtypes' bfloat16 is known once jax is imported
-
-        return int(np.dtype(self.dtype).itemsize)
+        return int(np.dtype(self.dtype).itemsize)  # bfloat16 too: jax registers ml_dtypes' with NumPy
 
     @property
     def flops(self) -> int:

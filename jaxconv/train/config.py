@@ -27,7 +27,7 @@ SCHEDULES = ("constant", "cosine", "warmup_cosine")
 RESUMABLE = ("epochs", "resume", "progress", "data_dir", "out", "devices", "steps_per_dispatch")
 
 
-def _field(default: Any, help: str, **cli: Any) -> Any:  # noqa: A002 (argparse's name)
+def _field(default: Any, help: str, **cli: Any) -> Any:
     """A config field with its command-line help (and, in ``cli``, how ``jaxconv train`` spells it)."""
     return dataclasses.field(default=default, metadata={"help": help, **cli})
 

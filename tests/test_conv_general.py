@@ -1,6 +1,7 @@
 """jc.conv_general_dilated: lax's signature and numbers, through every impl, in every form lax takes."""
 
 import inspect
+import re
 from functools import partial
 
 import jax
@@ -213,3 +214,26 @@ def test_mixed_dtypes_are_refused():
     with pytest.raises(TypeError, match="lhs: float32, rhs: bfloat16"):
         jc.conv_general_dilated(jnp.ones((1, 2, 5, 5)), jnp.ones((3, 2, 3, 3), jnp.bfloat16), (1, 1), "VALID",
                                 impl="im2col")  # fmt: skip
+
+
+@pytest.mark.parametrize("impl", ["auto", "xla"])
+@pytest.mark.parametrize(
+    ("args", "options"),
+    [
+        ((jnp.ones((1, 2, 5, 5)), jnp.ones((3, 2, 3))), {}),  # ranks differ
+        ((jnp.ones((1, 2, 5, 5)), jnp.ones((3, 3, 3, 3))), {}),  # channels do not fit
+        (
+            (jnp.ones((1, 4, 5, 5)), jnp.ones((3, 2, 3, 3))),
+            {"feature_group_count": 2},
+        ),  # groups do not divide O
+        ((jnp.ones((1, 2, 5, 5)), jnp.ones((3, 2, 3, 3))), {"padding": ((1, 1),)}),
+        ((jnp.ones((1, 2, 5, 5)), jnp.ones((3, 2, 3, 3))), {"window_strides": (1,)}),
+    ],
+)
+def test_auto_and_xla_raise_lax_s_own_errors(args, options, impl):
+    options = {"window_strides": (1, 1), "padding": "VALID"} | options
+    strides, padding = options.pop("window_strides"), options.pop("padding")
+    with pytest.raises((TypeError, ValueError)) as theirs:
+        lax.conv_general_dilated(*args, strides, padding, **options)
+    with pytest.raises(type(theirs.value), match=re.escape(str(theirs.value))):
+        jc.conv_general_dilated(*args, strides, padding, **options, impl=impl)

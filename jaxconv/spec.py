@@ -14,7 +14,7 @@ import dataclasses
 import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -58,8 +58,23 @@ def _window_output(cls: str, padded: Pair, extent: Pair, stride: Pair) -> Pair:
     return (out[0], out[1])
 
 
+class _Forms:
+    """What both descriptions offer: a changed copy, and a stable JSON form (the key of a cache)."""
+
+    def replace(self, **changes: Any) -> Self:
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+    def to_json(self) -> str:
+        """A stable JSON string (sorted keys, lists for tuples): the same call gives the same text."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls, text: str) -> Self:
+        return cls(**_tuples(json.loads(text)))
+
+
 @dataclasses.dataclass(frozen=True)
-class ConvSpec:
+class ConvSpec(_Forms):
     """One 2-D convolution call, canonical: what a core computes, on which shapes.
 
     The input ``(batch, in_channels, *input_hw)`` (in ``layout``'s order) is spread by ``input_dilation``
@@ -160,9 +175,6 @@ class ConvSpec:
 
     # ---- forms ------------------------------------------------------------------------------
 
-    def replace(self, **changes: Any) -> ConvSpec:
-        return dataclasses.replace(self, **changes)
-
     def spread(self) -> ConvSpec:
         """The spec of the same convolution on the input already spread and padded (or cropped):
         ``input_dilation`` 1 and zero pads, what a core that takes neither runs."""
@@ -170,17 +182,9 @@ class ConvSpec:
             input_hw=self.padded_hw, pads=((0, 0), (0, 0)), input_dilation=(1, 1), transposed=False
         )
 
-    def to_json(self) -> str:
-        """A stable JSON string (sorted keys, lists for tuples): the same call gives the same text."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str) -> ConvSpec:
-        return cls(**_tuples(json.loads(text)))
-
 
 @dataclasses.dataclass(frozen=True)
-class PoolSpec:
+class PoolSpec(_Forms):
     """One 2-D pooling call, canonical: the ``window`` (dilated by ``dilation``) slides at ``stride`` over
     the input ``(batch, channels, *input_hw)`` (in ``layout``'s order) padded by ``pads`` (with -inf for a
     max, zeros for a sum; these pads include any extra rows ``ceil_mode`` adds); ``mode`` is ``"max"`` or
@@ -235,16 +239,6 @@ class PoolSpec:
         return self.dilation == (1, 1) and all(
             k == s and n % k == 0 for n, k, s in zip(self.padded_hw, self.window, self.stride, strict=True)
         )
-
-    def replace(self, **changes: Any) -> PoolSpec:
-        return dataclasses.replace(self, **changes)
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str) -> PoolSpec:
-        return cls(**_tuples(json.loads(text)))
 
 
 def _tuples(fields: dict[str, Any]) -> dict[str, Any]:

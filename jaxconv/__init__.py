@@ -15,6 +15,7 @@ from jaxconv.adaptive_pool import global_avg_pool2d as global_avg_pool2d
 from jaxconv.adaptive_pool import global_max_pool2d as global_max_pool2d
 from jaxconv.conv import conv2d as conv2d
 from jaxconv.conv_general import conv_general_dilated as conv_general_dilated
+from jaxconv.conv_general import conv_transpose as conv_transpose
 from jaxconv.corr import convolve2d as convolve2d
 from jaxconv.corr import corr2d as corr2d
 from jaxconv.corr import corr2d_multi_in as corr2d_multi_in

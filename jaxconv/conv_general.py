@@ -22,8 +22,8 @@ from jax import lax
 from jaxconv import impls
 from jaxconv._checks import Pair, check_choice, check_int, check_same_dtype, to_pair
 from jaxconv.impls import IMPL_CHOICES
-from jaxconv.impls.xla import conv_general_dilated_lax
-from jaxconv.shapes import effective_kernel, output_size
+from jaxconv.impls.xla import conv_general_dilated_lax, conv_transpose_lax
+from jaxconv.shapes import effective_kernel
 from jaxconv.spec import ConvSpec
 
 _FN = "conv_general_dilated"
@@ -147,13 +147,14 @@ def conv_general_dilated(
 
     Returns:
       lax's result: the shape and layout ``dimension_numbers``' output spec gives, in
-      ``preferred_element_type`` (default: the input dtype).
+      ``preferred_element_type`` (default: the input dtype). An empty input or output (a zero-size axis,
+      or a window larger than the padded input) gives lax's shape filled with zeros under every impl.
 
     Raises:
       ValueError, TypeError: with ``impl="auto"`` or ``"xla"``, for a call lax refuses, lax's own error (code
         and tests written against lax see the same). With a hand-written impl, jaxconv's: an unknown
         ``impl``; shapes or ``dimension_numbers`` that do not fit; channel and group mismatch; a bad padding,
-        stride or dilation; a kernel larger than the padded input; what only lax does (``ValueError``);
+        stride or dilation; a crop larger than the input; what only lax does (``ValueError``);
         non-array or mixed-dtype operands (``TypeError``).
 
     Examples:
@@ -181,6 +182,9 @@ def conv_general_dilated(
         lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
         preferred_element_type,
     )  # fmt: skip
+    if spec is None:  # an empty input or output: lax's shape, and zeros (every sum there has no term)
+        out = jax.eval_shape(lax_call, lhs, rhs)
+        return jnp.zeros(out.shape, out.dtype)
     y = impls.conv(impl, x, w, None, spec, precision=_simple_precision(precision)[1])
     out_dtype = x.dtype if preferred_element_type is None else jnp.dtype(preferred_element_type)
     return _transpose(y, out_perm).astype(out_dtype)
@@ -189,10 +193,11 @@ def conv_general_dilated(
 def _canonical(
     lhs: Any, rhs: Any, window_strides: Any, padding: Any, lhs_dilation: Any, rhs_dilation: Any,
     dimension_numbers: Any, feature_group_count: Any, preferred_element_type: Any,
-) -> tuple[jax.Array, jax.Array, ConvSpec, tuple[int, ...]]:  # fmt: skip
+) -> tuple[jax.Array, jax.Array, ConvSpec | None, tuple[int, ...]]:  # fmt: skip
     """Validates a call jaxconv's cores run and translates lax's conventions into theirs: the operands
     transposed to NCHW/OIHW (when the input is NCHW) or NHWC/HWIO, in the result's dtype where that is
-    wider; the call's description; and the permutation that lays the core's output out as lax would."""
+    wider; the call's description (None where the input or the output is empty); and the permutation that
+    lays the core's output out as lax would."""
     for name, value in (("lhs", lhs), ("rhs", rhs)):
         if not isinstance(value, jax.Array | np.ndarray):
             raise TypeError(f"{_FN}: {name} must be a jax or numpy array, got {type(value).__name__}")
@@ -233,8 +238,16 @@ def _canonical(
         pads = ((low_high[0][0], low_high[0][1]), (low_high[1][0], low_high[1][1]))
     else:
         pads = _explicit_pads(padding)
-    spread_hw = tuple((n - 1) * d + 1 for n, d in zip(input_hw, in_dilation, strict=True))
-    output_size(_FN, spread_hw, effective_kernel(kernel, dilation), pads, strides)
+    # lax's sizes: an empty axis stays empty when spread; a window larger than the padded input gives an
+    # empty output, not an error.
+    spread_hw = tuple(max(0, (n - 1) * d + 1) for n, d in zip(input_hw, in_dilation, strict=True))
+    padded_hw = tuple(n + lo + hi for n, (lo, hi) in zip(spread_hw, pads, strict=True))
+    if min(padded_hw) < 0:
+        raise ValueError(
+            f"{_FN}: negative padding {pads} crops more than the input's spatial size {spread_hw} {shapes}"
+        )
+    extent = effective_kernel(kernel, dilation)
+    empty = lhs.size == 0 or rhs.size == 0 or any(p < k for p, k in zip(padded_hw, extent, strict=True))
 
     # The cores take NCHW/OIHW or NHWC/HWIO: the input's own layout where it is NCHW, else NHWC.
     layout = "NCHW" if tuple(lhs_perm) == (0, 1, 2, 3) else "NHWC"
@@ -247,9 +260,92 @@ def _canonical(
     if out_dtype.itemsize > x.dtype.itemsize:
         # A wider result: compute in it (products of the narrower inputs are exact there, as in lax).
         x, w = x.astype(out_dtype), w.astype(out_dtype)
+    if empty:
+        return x, w, None, _inverse(to_layout(out_perm))
     spec = ConvSpec(
         batch=lhs.shape[lhs_perm[0]], in_channels=c, out_channels=o, input_hw=input_hw, kernel=kernel,
         stride=strides, pads=pads, dilation=dilation, input_dilation=in_dilation, groups=groups,
         layout=layout, dtype=x.dtype.name,
     )  # fmt: skip
     return x, w, spec, _inverse(to_layout(out_perm))
+
+
+def _transpose_padding(k: int, s: int, padding: str | tuple[int, int]) -> tuple[int, int]:
+    """``lax.conv_transpose``'s padding of the spread input along one axis, for kernel extent ``k`` and
+    stride ``s``: ``padding`` names the forward convolution's padding (a string, or a pair with
+    ``use_consistent_padding``)."""
+    if padding == "SAME":
+        total = k + s - 2
+        low = k - 1 if s > k - 1 else -(-total // 2)
+    elif padding == "VALID":
+        total, low = k + s - 2 + max(k - s, 0), k - 1
+    else:
+        assert isinstance(padding, tuple)
+        low, high = (k - p - 1 for p in padding)
+        total = low + high
+    return low, total - low
+
+
+def conv_transpose(
+    lhs: jax.Array, rhs: jax.Array, strides: Sequence[int], padding: str | Sequence[tuple[int, int]],
+    rhs_dilation: Sequence[int] | None = None, dimension_numbers: Any = None, transpose_kernel: bool = False,
+    precision: Any = None, preferred_element_type: Any = None, use_consistent_padding: bool = False, *,
+    impl: str = "auto",
+) -> jax.Array:  # fmt: skip
+    """``jax.lax.conv_transpose`` through a jaxconv implementation: its arguments, meanings and defaults
+    (``dimension_numbers`` default to ``("NHWC", "HWIO", "NHWC")``, the kernel is not flipped unless
+    ``transpose_kernel``), plus ``impl`` as :func:`conv_general_dilated`.
+
+    The call becomes lax's own: :func:`conv_general_dilated` with ``lhs_dilation=strides`` and the
+    padding lax computes, which jaxconv runs as ordinary convolutions of the phases of the un-spread input
+    (:mod:`jaxconv.impls.phases`), so no product meets an inserted zero. ``impl="xla"`` is
+    ``lax.conv_transpose`` itself; under ``"auto"`` a call lax refuses raises lax's error.
+
+    Examples:
+      >>> x, k = jnp.ones((1, 4, 4, 3)), jnp.ones((2, 2, 3, 5))
+      >>> y = jc.conv_transpose(x, k, (2, 2), "SAME")
+      >>> y.shape, bool((y == jc.conv_transpose(x, k, (2, 2), "SAME", impl="xla")).all())
+      ((1, 8, 8, 5), True)
+    """
+    fn = "conv_transpose"
+    impl = check_choice(fn, "impl", impl, IMPL_CHOICES)
+    lax_call = partial(
+        conv_transpose_lax, strides=strides, padding=padding, rhs_dilation=rhs_dilation,
+        dimension_numbers=dimension_numbers, transpose_kernel=transpose_kernel, precision=precision,
+        preferred_element_type=preferred_element_type, use_consistent_padding=use_consistent_padding,
+    )  # fmt: skip
+    arrays = isinstance(lhs, jax.Array | np.ndarray) and isinstance(rhs, jax.Array | np.ndarray)
+    if impl == "xla" or (impl == "auto" and arrays and (lhs.ndim != 4 or rhs.ndim != 4)):
+        return lax_call(lhs, rhs)
+    if impl == "auto" and arrays:
+        jax.eval_shape(lax_call, lhs, rhs)  # a call lax refuses raises lax's own error
+    if not arrays:
+        raise TypeError(f"{fn}: lhs and rhs must be jax or numpy arrays, got {type(lhs).__name__}, "
+                        f"{type(rhs).__name__}")  # fmt: skip
+    if lhs.ndim != 4 or rhs.ndim != 4:
+        raise ValueError(f"{fn}: impl={impl!r} does 2-D convolutions, got lhs {lhs.shape}, rhs {rhs.shape}")
+    lhs, rhs = jnp.asarray(lhs), jnp.asarray(rhs)
+    dimension_numbers = ("NHWC", "HWIO", "NHWC") if dimension_numbers is None else dimension_numbers
+    try:
+        dn = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{fn}: dimension_numbers {dimension_numbers!r} do not fit lhs {lhs.shape}, "
+                         f"rhs {rhs.shape}: {e}") from e  # fmt: skip
+    strides = to_pair(fn, "strides", strides, 1, pairs_only=True)
+    dilation = to_pair(
+        fn, "rhs_dilation", (1, 1) if rhs_dilation is None else rhs_dilation, 1, pairs_only=True
+    )
+    extent = effective_kernel((rhs.shape[dn.rhs_spec[2]], rhs.shape[dn.rhs_spec[3]]), dilation)
+    if isinstance(padding, str) or use_consistent_padding:
+        if isinstance(padding, str) and padding not in ("SAME", "VALID"):
+            raise ValueError(f"{fn}: padding must be 'SAME', 'VALID' or (low, high) pairs, got {padding!r}")
+        forward = [padding] * 2 if isinstance(padding, str) else list(_explicit_pads(padding))
+        pads = tuple(_transpose_padding(k, s, p) for k, s, p in zip(extent, strides, forward, strict=True))
+    else:
+        pads = _explicit_pads(padding)
+    if transpose_kernel:  # flip the spatial axes and swap the channel axes, as lax
+        rhs = jnp.flip(rhs, axis=(dn.rhs_spec[2], dn.rhs_spec[3])).swapaxes(dn.rhs_spec[0], dn.rhs_spec[1])
+    return conv_general_dilated(
+        lhs, rhs, (1, 1), pads, strides, dilation, dn, precision=precision,
+        preferred_element_type=preferred_element_type, impl=impl,
+    )  # fmt: skip

@@ -193,8 +193,8 @@ def test_what_the_cores_do_not_do_goes_to_lax_with_auto_and_is_refused_by_a_hand
         ),
         (
             (jnp.ones((1, 2, 2, 2)), jnp.ones((3, 2, 3, 3))),
-            {"padding": "VALID"},
-            "kernel extent 3 .* larger than",
+            {"padding": ((-3, 0), (0, 0))},
+            "negative padding .* crops more than",
         ),
         (
             (jnp.ones((1, 2, 5, 5)), jnp.ones((3, 2, 3, 3))),
@@ -237,3 +237,40 @@ def test_auto_and_xla_raise_lax_s_own_errors(args, options, impl):
         lax.conv_general_dilated(*args, strides, padding, **options)
     with pytest.raises(type(theirs.value), match=re.escape(str(theirs.value))):
         jc.conv_general_dilated(*args, strides, padding, **options, impl=impl)
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, call",
+    [
+        (
+            (1, 1, 0, 4),
+            (1, 1, 1, 2),
+            dict(padding=((0, 0), (0, 0)), lhs_dilation=(2, 1)),
+        ),  # lax: (1, 1, 0, 3)
+        (
+            (1, 1, 0, 4),
+            (1, 1, 1, 2),
+            dict(padding=((1, 0), (0, 1)), lhs_dilation=(2, 1)),
+        ),  # lax: zeros (1, 1, 1, 4)
+        ((1, 1, 2, 2), (1, 1, 3, 3), dict(padding="VALID")),  # a window past the input: (1, 1, 0, 0)
+        ((0, 2, 5, 5), (3, 2, 3, 3), dict(padding="SAME")),  # no images
+        ((2, 0, 4, 4), (3, 0, 1, 1), dict(padding="VALID")),  # no input channels: zeros (2, 3, 4, 4)
+    ],
+)
+def test_empty_inputs_and_outputs_give_lax_s_shapes_values_and_gradients(impl, x_shape, w_shape, call):
+    x, w = jnp.ones(x_shape), jnp.ones(w_shape)
+    expected = lax.conv_general_dilated(x, w, (1, 1), **call)
+    y = jc.conv_general_dilated(x, w, (1, 1), **call, impl=impl)
+    assert y.shape == expected.shape and y.dtype == expected.dtype
+    np.testing.assert_array_equal(y, expected)
+
+    def grads(f):
+        return jax.grad(lambda x, w: jnp.sum(f(x, w) ** 2), argnums=(0, 1))(x, w)
+
+    for got, want in zip(
+        grads(lambda x, w: jc.conv_general_dilated(x, w, (1, 1), **call, impl=impl)),
+        grads(lambda x, w: lax.conv_general_dilated(x, w, (1, 1), **call)),
+        strict=True,
+    ):
+        assert got.shape == want.shape
+        np.testing.assert_array_equal(got, want)

@@ -13,7 +13,7 @@ API = DOCS / "api.md"
 MODULES = (
     "jaxconv", "jaxconv.nn", "jaxconv.nnx", "jaxconv.train", "jaxconv.train.data", "jaxconv.train.checkpoint",
     "jaxconv.train.curves", "jaxconv.train.distributed", "jaxconv.bench", "jaxconv.bench.rounds",
-    "jaxconv.bench.memory_budget", "jaxconv.impls", "jaxconv.spec", "jaxconv.impls.auto", "jaxconv.impls.pallas", "jaxconv.convert",
+    "jaxconv.bench.memory_budget", "jaxconv.impls", "jaxconv.spec", "jaxconv.impls.auto", "jaxconv.impls.pallas", "jaxconv.impls.stencil", "jaxconv.impls.phases", "jaxconv.convert",
     "jaxconv.xla_options", "jaxconv.host_memory",
 )  # fmt: skip
 NOTEBOOK_PAGES = sorted(p for p in DOCS.glob("*/*.md") if "kernelspec:" in p.read_text().split("\n---", 1)[0])

@@ -18,6 +18,7 @@ the ratio of the medians, and the median and middle half of their per-round valu
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +35,8 @@ from jaxconv.bench.memory_budget import available_memory, too_big
 from jaxconv.bench.rounds import paired_speedups, round_orders
 from jaxconv.conv import conv2d
 from jaxconv.impls import INTERPRETED_ON_CPU, REGISTRY
-from jaxconv.impls.auto import conv_impl
+from jaxconv.impls.auto import describe_pick
+from jaxconv.transpose import conv_transpose2d
 
 
 def candidates() -> tuple[tuple[str, str, str], ...]:
@@ -53,13 +55,15 @@ def _timed_alone() -> set[str]:
 
 
 TORCH = "torch NCHW"
+TORCH_NHWC = "torch NHWC"  # PyTorch's channels_last memory format
 
 
 def _inputs(shape: ConvShape, layout: str, dtype: jnp.dtype) -> tuple[jax.Array, jax.Array]:
     kx, kw = jax.random.split(jax.random.key(0))
-    n, c, o, h, k = shape.batch, shape.in_channels, shape.out_channels, shape.size, shape.kernel
+    n, c, h = shape.batch, shape.in_channels, shape.size
     x = jax.random.normal(kx, (n, c, h, h))
-    w = jax.random.normal(kw, (o, c, k, k)) / np.sqrt(c * k * k)
+    w_shape = shape.weight_shape
+    w = jax.random.normal(kw, w_shape) / np.sqrt(w_shape[1] * shape.kernel**2)
     if layout == "NHWC":
         x, w = x.transpose(0, 2, 3, 1), w.transpose(2, 3, 1, 0)
     return x.astype(dtype), w.astype(dtype)
@@ -84,7 +88,11 @@ def _jax_steps(
     """
 
     def forward(x: jax.Array, w: jax.Array) -> jax.Array:
-        return conv2d(x, w, stride=shape.stride, padding=shape.padding, layout=layout, impl=impl)
+        options = dict(stride=shape.stride, padding=shape.padding, dilation=shape.dilation,
+                       groups=shape.groups, layout=layout, impl=impl)  # fmt: skip
+        if shape.transposed:
+            return conv_transpose2d(x, w, output_padding=shape.output_padding, **options)  # type: ignore[arg-type]
+        return conv2d(x, w, **options)  # type: ignore[arg-type]
 
     def forward_backward(x: jax.Array, w: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         y, pullback = jax.vjp(forward, x, w)
@@ -96,26 +104,36 @@ def _jax_steps(
     )
 
 
-def _torch_steps(shape: ConvShape) -> tuple[Callable, Callable, tuple]:
-    """PyTorch's conv2d forward and forward+backward on JAX's device (:mod:`jaxconv.bench.torch_peer`)."""
+def _torch_steps(shape: ConvShape, channels_last: bool = False) -> tuple[Callable, Callable, tuple]:
+    """PyTorch's conv2d (or conv_transpose2d) forward and forward+backward on JAX's device
+    (:mod:`jaxconv.bench.torch_peer`), in NCHW or, with ``channels_last``, PyTorch's NHWC memory format
+    (faster for depthwise layers on a CPU, where oneDNN prefers it)."""
     torch, where = torch_peer.torch(), torch_peer.device()
     x = torch.randn(shape.batch, shape.in_channels, shape.size, shape.size, device=where)
-    w = torch.randn(shape.out_channels, shape.in_channels, shape.kernel, shape.kernel, device=where)
-    w /= np.sqrt(shape.in_channels * shape.kernel**2)
+    w = torch.randn(*shape.weight_shape, device=where)
+    w /= np.sqrt(shape.weight_shape[1] * shape.kernel**2)
     g = torch.randn(shape.batch, shape.out_channels, shape.output_size, shape.output_size, device=where)
-    conv = torch.nn.functional.conv2d
+    if channels_last:
+        x, w, g = (a.contiguous(memory_format=torch.channels_last) for a in (x, w, g))
+    options = dict(stride=shape.stride, padding=shape.padding, dilation=shape.dilation, groups=shape.groups)
+    if shape.transposed:
+        conv = functools.partial(torch.nn.functional.conv_transpose2d, output_padding=shape.output_padding,
+                                 **options)  # fmt: skip
+    else:
+        conv = functools.partial(torch.nn.functional.conv2d, **options)
 
     def forward(x: Any, w: Any) -> Any:
         with torch.no_grad():
-            y = conv(x, w, stride=shape.stride, padding=shape.padding)
+            y = conv(x, w)
         torch_peer.synchronize(where)
         return y
 
     def forward_backward(x: Any, w: Any) -> tuple:
         x, w = x.detach().requires_grad_(), w.detach().requires_grad_()
-        conv(x, w, stride=shape.stride, padding=shape.padding).backward(g)
+        y = conv(x, w)
+        y.backward(g)
         torch_peer.synchronize(where)
-        return x.grad, w.grad
+        return y, x.grad, w.grad
 
     return forward, forward_backward, (x, w)
 
@@ -180,7 +198,7 @@ def bench_shape(shape: ConvShape, candidates: Sequence[tuple[str, str, str]], re
         if reason is not None:
             skipped.append({"shape": shape.name, "impl": label, "reason": reason})
             if reference is None:  # without the reference there is nothing to check the others against
-                rest = [c[0] for c in candidates[1:]] + ([TORCH] if with_torch else [])
+                rest = [c[0] for c in candidates[1:]] + ([TORCH, TORCH_NHWC] if with_torch else [])
                 why = f"the reference, {label}, does not fit"
                 skipped += [{"shape": shape.name, "impl": other, "reason": why} for other in rest]
                 return [], skipped
@@ -200,11 +218,12 @@ def bench_shape(shape: ConvShape, candidates: Sequence[tuple[str, str, str]], re
         }  # fmt: skip
         calls[label] = (forward, lambda x, w, fb=forward_backward, g=g: fb(x, w, g), (x, w))
     if with_torch:
-        forward, forward_backward, args = _torch_steps(shape)
-        forward_backward(*args)
-        rows[TORCH] = {"shape": shape.name, "layer": shape.describe(), "impl": TORCH, "runs": TORCH,
-                       "forward": [], "forward_backward": []}  # fmt: skip
-        calls[TORCH] = (forward, forward_backward, args)
+        for label, channels_last in ((TORCH, False), (TORCH_NHWC, True)):
+            forward, forward_backward, args = _torch_steps(shape, channels_last)
+            forward_backward(*args)
+            rows[label] = {"shape": shape.name, "layer": shape.describe(), "impl": label, "runs": label,
+                           "forward": [], "forward_backward": []}  # fmt: skip
+            calls[label] = (forward, forward_backward, args)
     # The book's manual impl allocates gigabytes on the big shapes; whatever runs after it pays for the
     # allocator's page faults. So such contestants are timed alone, after the interleaved rounds.
     alone = _timed_alone()
@@ -218,7 +237,11 @@ def bench_shape(shape: ConvShape, candidates: Sequence[tuple[str, str, str]], re
                 jax.block_until_ready(fn(*args))
                 rows[label][key].append(time.perf_counter() - start)
     for label, row in rows.items():  # the rounds' spread, against peers timed in the same rounds
-        for peer, key in (("xla NCHW", "speedup_vs_xla"), (TORCH, "speedup_vs_torch")):
+        for peer, key in (
+            ("xla NCHW", "speedup_vs_xla"),
+            (TORCH, "speedup_vs_torch"),
+            (TORCH_NHWC, "speedup_vs_torch_nhwc"),
+        ):
             if peer in rows and not {label, peer} & alone:  # those run in rounds of their own
                 spread = paired_speedups(rows[peer]["forward_backward"], row["forward_backward"])
                 row[f"{key}_round_median"] = spread["median"]
@@ -231,7 +254,7 @@ def bench_shape(shape: ConvShape, candidates: Sequence[tuple[str, str, str]], re
 
 
 def _picked(shape: ConvShape, impl: str, layout: str) -> str:
-    return impl if impl != "auto" else conv_impl(jax.default_backend(), shape.spec(layout))
+    return impl if impl != "auto" else describe_pick(jax.default_backend(), shape.spec(layout))
 
 
 def run(shapes: Sequence[ConvShape] = STANDARD_SHAPES, impls: Sequence[str] | None = None, repeats: int = 5,
@@ -285,6 +308,10 @@ def _ratios(rows: list[dict]) -> None:
     """Speed-ups of each row over xla NCHW and over torch (>1: faster), forward+backward."""
     by_label = {r["impl"]: r for r in rows}
     for row in rows:
-        for peer, key in (("xla NCHW", "speedup_vs_xla"), (TORCH, "speedup_vs_torch")):
+        for peer, key in (
+            ("xla NCHW", "speedup_vs_xla"),
+            (TORCH, "speedup_vs_torch"),
+            (TORCH_NHWC, "speedup_vs_torch_nhwc"),
+        ):
             other = by_label.get(peer)
             row[key] = other["forward_backward_ms"] / row["forward_backward_ms"] if other else None

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxconv._checks import Precision
-from jaxconv.impls import auto, band, manual, pallas, taps, winograd, xla
+from jaxconv.impls import auto, band, manual, pallas, phases, stencil, taps, winograd, xla
 from jaxconv.impls.platform import BACKEND_OF, per_platform
 from jaxconv.layout import spatial_widths
 from jaxconv.spec import ConvSpec, PoolSpec
@@ -66,6 +66,9 @@ REGISTRY: dict[str, Impl] = {
                    "im2col NHWC"),
     "shift_add": Impl(taps.conv2d_shift_add, taps.pool_shift_add, "one small matmul per kernel tap, summed",
                       "shift_add NHWC"),
+    "stencil": Impl(stencil.conv2d_stencil, taps.pool_shift_add,
+                    "a stencil of broadcast multiply-adds per tap and channel: depthwise and grouped layers",
+                    "stencil NHWC"),
     "banded": Impl(band.conv2d_banded, taps.pool_shift_add,
                    "stacked input rows times the kernel's band matrix (doubly-blocked Toeplitz)",
                    "banded NHWC", groups="densified"),
@@ -150,22 +153,42 @@ def conv(
     """Runs the convolution ``spec`` describes through the core ``impl`` names. ``"auto"`` runs the core
     :func:`jaxconv.impls.auto.conv_impl` picks on the platform the computation is lowered for.
 
-    No core takes an input dilation or a crop: the input is spread and padded first (:func:`spread`).
+    No core takes an input dilation or a crop. A transposed convolution (a spread input at unit stride)
+    runs as ordinary convolutions of its phases (:func:`jaxconv.impls.phases.transposed`) under every
+    hand-written impl, and under ``auto`` on CPU; a dilated kernel runs on its phases where ``auto``'s rule
+    says so. Otherwise (and under ``xla``) the input is spread and padded first (:func:`spread`).
     """
-    x, spec = spread(x, spec)
     if impl != "auto":
         why = REGISTRY[impl].refusal(impl, spec)
         if why is not None:
             raise ValueError(f"conv: {why}")
-        return REGISTRY[impl].conv(x, w, b, spec=spec, precision=precision)
-    picks = {platform: auto.conv_impl(backend, spec) for platform, backend in BACKEND_OF.items()}
+        return _run(impl, "cpu", x, w, b, spec, precision)
+    runs = {
+        platform: (lambda x, w, *bias, backend=backend: _run("auto", backend, x, w, bias[0] if bias else None,
+                                                             spec, precision))
+        for platform, backend in BACKEND_OF.items()
+    }  # fmt: skip
+    return per_platform(runs, x, w, *([] if b is None else [b]))
 
-    def run(pick: str) -> Callable[..., jax.Array]:
-        core = REGISTRY[pick].conv
-        return lambda x, w, *bias: core(x, w, bias[0] if bias else None, spec=spec, precision=precision)
 
-    runs = {pick: run(pick) for pick in set(picks.values())}
-    return per_platform({p: runs[pick] for p, pick in picks.items()}, x, w, *([] if b is None else [b]))
+def _run(impl: str, backend: str, x: jax.Array, w: jax.Array, b: jax.Array | None, spec: ConvSpec,
+         precision: Precision) -> jax.Array:  # fmt: skip
+    """:func:`conv` for one implementation, or ``auto`` on one backend: phases first where they apply."""
+    hand_written = impl not in ("xla", "auto") or (impl == "auto" and backend == "cpu")
+    by_phases = None
+    if hand_written and phases.transposes_by_phases(spec):
+        by_phases = phases.transposed
+    elif phases.dilates_by_phases(spec) and impl == "auto" and auto.dilates_by_phases(backend, spec):
+        by_phases = phases.dilated
+    if by_phases is not None:
+        y = by_phases(x, w, spec, lambda x, w, sub: _run(impl, backend, x, w, None, sub, precision))
+        if b is None:
+            return y
+        bias = b.astype(y.dtype)
+        return y + (bias[None, :, None, None] if spec.layout == "NCHW" else bias)
+    x, spec = spread(x, spec)
+    pick = auto.conv_impl(backend, spec) if impl == "auto" else impl
+    return REGISTRY[pick].conv(x, w, b, spec=spec, precision=precision)
 
 
 def pool(impl: str, x: jax.Array, spec: PoolSpec) -> jax.Array:

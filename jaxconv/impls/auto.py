@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from jaxconv.impls.band import band_span, band_tile
+from jaxconv.impls.stencil import MAX_STENCIL_CHANNELS
 from jaxconv.impls.winograd import MAX_TAPS, TILE
 from jaxconv.spec import ConvSpec, PoolSpec
 
@@ -35,6 +36,7 @@ WINOGRAD_MIN_CHANNELS = 16
 BAND_ZEROS_PER_SAVED_COPY = 40
 MAX_BAND_BYTES = 64 << 20
 MAX_PATCH_BYTES = 2 << 30
+MAX_SHIFT_ADD_CHANNELS_PER_GROUP = 16
 
 
 def conv_impl(backend: str, spec: ConvSpec) -> str:
@@ -57,8 +59,10 @@ def conv_impl(backend: str, spec: ConvSpec) -> str:
     """
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"conv_impl: spec must be a ConvSpec, got {type(spec).__name__}")
-    if backend != "cpu" or spec.groups != 1:
+    if backend != "cpu":
         return "xla"
+    if spec.groups != 1:
+        return grouped_impl(spec)
     n, c, o, itemsize = spec.batch, spec.in_channels, spec.out_channels, spec.itemsize
     (kh, kw), (oh, ow) = spec.kernel, spec.output_hw
     if (
@@ -77,6 +81,50 @@ def conv_impl(backend: str, spec: ConvSpec) -> str:
     if n * oh * ow * c * kh * kw * itemsize <= MAX_PATCH_BYTES:
         return "im2col"
     return "xla"
+
+
+def grouped_impl(spec: ConvSpec) -> str:
+    """A grouped convolution on CPU: ``stencil`` for depthwise layers (one input channel per group),
+    ``shift_add``'s product per tap for few channels per group, ``xla`` for many (not measured).
+
+    Examples:
+      >>> mobilenet = ConvSpec(batch=32, in_channels=144, out_channels=144, input_hw=(56, 56),
+      ...                      kernel=(3, 3), pads=((1, 1), (1, 1)), groups=144)
+      >>> resnext = mobilenet.replace(in_channels=128, out_channels=128, groups=32)
+      >>> grouped_impl(mobilenet), grouped_impl(resnext)
+      ('stencil', 'shift_add')
+    """
+    cpg = spec.in_channels_per_group
+    if cpg <= MAX_STENCIL_CHANNELS:
+        return "stencil"
+    return "shift_add" if cpg <= MAX_SHIFT_ADD_CHANNELS_PER_GROUP else "xla"
+
+
+def dilates_by_phases(backend: str, spec: ConvSpec) -> bool:
+    """Whether ``auto`` runs a dilated kernel (stride 1) on its phases (:func:`jaxconv.impls.phases.dilated`)
+    on ``backend``: on CPU, for ungrouped calls, where the undilated phases reach the dense forms."""
+    return backend == "cpu" and spec.groups == 1
+
+
+def describe_pick(backend: str, spec: ConvSpec) -> str:
+    """What ``auto`` runs for ``spec`` on ``backend``, in words: an impl's name, or ``"phases: ..."`` with
+    the impls of the phases (:mod:`jaxconv.impls.phases`) where it splits the call.
+
+    Examples:
+      >>> up = ConvSpec(batch=16, in_channels=128, out_channels=64, input_hw=(32, 32), kernel=(2, 2),
+      ...               pads=((1, 1), (1, 1)), input_dilation=(2, 2), transposed=True)
+      >>> describe_pick("cpu", up), describe_pick("gpu", up)
+      ('phases: im2col', 'xla')
+    """
+    from jaxconv.impls import phases  # phases is below auto in the registry's imports
+
+    if backend == "cpu" and phases.transposes_by_phases(spec):
+        subs = phases.phase_specs(spec)
+    elif phases.dilates_by_phases(spec) and dilates_by_phases(backend, spec):
+        subs = [phases.phase_specs(spec)[0]]
+    else:
+        return conv_impl(backend, spec.spread())
+    return "phases: " + ", ".join(sorted({describe_pick(backend, sub) for sub in subs}))
 
 
 def winograd_tile_bytes(

@@ -67,3 +67,9 @@ def conv_general_dilated_lax(
     """``lax.conv_general_dilated`` itself: :func:`jaxconv.conv_general_dilated`'s ``impl="xla"``, and
     its path for what jaxconv's cores do not do (other ranks, batch groups, integer dtypes, ...)."""
     return lax.conv_general_dilated(lhs, rhs, window_strides, padding, **options)
+
+
+def conv_transpose_lax(lhs: jax.Array, rhs: jax.Array, strides: Any, padding: Any, **options: Any) -> jax.Array:
+    """``lax.conv_transpose`` itself: :func:`jaxconv.conv_transpose`'s ``impl="xla"`` and its path for
+    other ranks."""
+    return lax.conv_transpose(lhs, rhs, strides, padding, **options)

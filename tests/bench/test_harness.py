@@ -108,7 +108,7 @@ def test_a_contestant_that_would_not_fit_in_memory_is_skipped_with_the_reason(tm
     assert [(r["impl"], r["shape"]) for r in result["skipped"]] == [("manual", "tiny")]
     assert re.fullmatch(r"needs \d+\.\d GB by XLA's estimate( x 2 for the tuned heap)?, 0\.0 GB free",
                         result["skipped"][0]["reason"])  # fmt: skip
-    assert "tiny            manual          skipped: needs" in report.format_table(result)
+    assert re.search(r"tiny +manual +skipped: needs", report.format_table(result))
     assert json.loads(report.write(result, tmp_path)[0].read_text())["skipped"] == result["skipped"]
 
 
@@ -125,7 +125,7 @@ def test_nothing_runs_on_a_shape_whose_reference_does_not_fit(tmp_path):
     paths = report.write(result, tmp_path)
     assert json.loads(paths[0].read_text())["skipped"] == skipped
     assert paths[2].stat().st_size > 1000
-    assert "tiny            manual          skipped: the reference" in report.format_table(result)
+    assert re.search(r"tiny +manual +skipped: the reference", report.format_table(result))
 
 
 def test_cli_bench(tmp_path, capsys):

@@ -69,7 +69,9 @@ def conv_general_dilated_lax(
     return lax.conv_general_dilated(lhs, rhs, window_strides, padding, **options)
 
 
-def conv_transpose_lax(lhs: jax.Array, rhs: jax.Array, strides: Any, padding: Any, **options: Any) -> jax.Array:
+def conv_transpose_lax(
+    lhs: jax.Array, rhs: jax.Array, strides: Any, padding: Any, **options: Any
+) -> jax.Array:
     """``lax.conv_transpose`` itself: :func:`jaxconv.conv_transpose`'s ``impl="xla"`` and its path for
     other ranks."""
     return lax.conv_transpose(lhs, rhs, strides, padding, **options)

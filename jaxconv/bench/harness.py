@@ -41,11 +41,12 @@ from jaxconv.transpose import conv_transpose2d
 
 def candidates() -> tuple[tuple[str, str, str], ...]:
     """``(label, impl, layout)`` of every contestant, read from the registry: xla also in NCHW, the
-    reference, first; ``"auto"`` last, timed as whatever it picks."""
+    reference, first; ``"auto"`` last, in both layouts, timed as whatever it picks."""
     return (
         ("xla NCHW", "xla", "NCHW"),
         *((impl.label, name, impl.bench_layout) for name, impl in REGISTRY.items()),
         ("auto NCHW", "auto", "NCHW"),
+        ("auto NHWC", "auto", "NHWC"),  # the layout of Flax models, which plug jaxconv in
     )
 
 

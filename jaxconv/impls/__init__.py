@@ -155,8 +155,8 @@ def conv(
 
     No core takes an input dilation or a crop. A transposed convolution (a spread input at unit stride)
     runs as ordinary convolutions of its phases (:func:`jaxconv.impls.phases.transposed`) under every
-    hand-written impl, and under ``auto`` on CPU; a dilated kernel runs on its phases where ``auto``'s rule
-    says so. Otherwise (and under ``xla``) the input is spread and padded first (:func:`spread`).
+    hand-written impl, and under ``auto`` on CPU. Otherwise (and under ``xla``) the input is spread and
+    padded first (:func:`spread`).
     """
     if impl != "auto":
         why = REGISTRY[impl].refusal(impl, spec)
@@ -175,17 +175,12 @@ def _run(impl: str, backend: str, x: jax.Array, w: jax.Array, b: jax.Array | Non
          precision: Precision) -> jax.Array:  # fmt: skip
     """:func:`conv` for one implementation, or ``auto`` on one backend: phases first where they apply."""
     hand_written = impl not in ("xla", "auto") or (impl == "auto" and backend == "cpu")
-    by_phases = None
     if hand_written and phases.transposes_by_phases(spec):
-        by_phases = phases.transposed
-    elif phases.dilates_by_phases(spec) and impl == "auto" and auto.dilates_by_phases(backend, spec):
-        by_phases = phases.dilated
-    if by_phases is not None:
-        y = by_phases(x, w, spec, lambda x, w, sub: _run(impl, backend, x, w, None, sub, precision))
+        y = phases.transposed(x, w, spec, lambda x, w, sub: _run(impl, backend, x, w, None, sub, precision))
         if b is None:
             return y
         bias = b.astype(y.dtype)
-        return y + (bias[None, :, None, None] if spec.layout == "NCHW" else bias)
+        return y + (bias[None, :, None, None] if spec.layout == "NCHW" else bias[None, None, None, :])
     x, spec = spread(x, spec)
     pick = auto.conv_impl(backend, spec) if impl == "auto" else impl
     return REGISTRY[pick].conv(x, w, b, spec=spec, precision=precision)

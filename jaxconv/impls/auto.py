@@ -6,8 +6,13 @@ docs/performance.md ("Why auto picks what it picks") and docs/guide/race.md:
 * GPU and TPU: ``xla`` (cuDNN and the TPU convolution emitter are what hand-written code competes
   with there; the Pallas kernel is picked only where a measurement says it wins, and none has yet).
   Grouped convolutions everywhere: ``xla`` (not measured).
-* CPU, stride 1, undilated, a 3x3 to 5x5 kernel, at least ``WINOGRAD_MIN_CHANNELS`` input and
-  output channels: ``winograd``. With fewer channels its transforms cost more than the products they save.
+* CPU, stride 1, a 2x2 to 5x5 kernel (dilated or not), at least ``WINOGRAD_MIN_CHANNELS`` input and
+  output channels: ``winograd``. With fewer channels its transforms cost more than the products they
+  save. The 2x2 kernels are a transposed 4x4 stride-2 layer's phases; a dilated kernel ran faster in
+  winograd directly than on its phases.
+* CPU, a transposed convolution (spread input, unit stride): its phases
+  (:func:`jaxconv.impls.phases.transposed`), each picked for by this rule.
+* CPU, grouped: :func:`grouped_impl`.
 * CPU, few output channels: ``banded``. A band tile of ``T`` output columns reading ``span``
   input columns (:func:`jaxconv.impls.band.band_tile`) copies ``T * kw - span`` fewer input columns than
   im2col's ``T`` patches, and multiplies by zero ``T * O * (span - kw)`` more times; where the zeros
@@ -33,6 +38,7 @@ from jaxconv.impls.winograd import MAX_TAPS, TILE
 from jaxconv.spec import ConvSpec, PoolSpec
 
 WINOGRAD_MIN_CHANNELS = 16
+WINOGRAD_MIN_KERNEL = 2
 BAND_ZEROS_PER_SAVED_COPY = 40
 MAX_BAND_BYTES = 64 << 20
 MAX_PATCH_BYTES = 2 << 30
@@ -66,8 +72,8 @@ def conv_impl(backend: str, spec: ConvSpec) -> str:
     n, c, o, itemsize = spec.batch, spec.in_channels, spec.out_channels, spec.itemsize
     (kh, kw), (oh, ow) = spec.kernel, spec.output_hw
     if (
-        spec.stride == spec.dilation == (1, 1)
-        and 3 <= min(kh, kw) <= max(kh, kw) <= MAX_TAPS
+        spec.stride == (1, 1)
+        and WINOGRAD_MIN_KERNEL <= min(kh, kw) <= max(kh, kw) <= MAX_TAPS
         and min(c, o) >= WINOGRAD_MIN_CHANNELS
         and winograd_tile_bytes(n, c, (oh, ow), (kh, kw), itemsize) <= MAX_PATCH_BYTES
     ):
@@ -84,26 +90,20 @@ def conv_impl(backend: str, spec: ConvSpec) -> str:
 
 
 def grouped_impl(spec: ConvSpec) -> str:
-    """A grouped convolution on CPU: ``stencil`` for depthwise layers (one input channel per group),
-    ``shift_add``'s product per tap for few channels per group, ``xla`` for many (not measured).
+    """A grouped convolution on CPU: ``stencil`` for depthwise layers and few channels per group,
+    ``shift_add``'s product per tap for more, ``xla`` for many (not measured).
 
     Examples:
       >>> mobilenet = ConvSpec(batch=32, in_channels=144, out_channels=144, input_hw=(56, 56),
       ...                      kernel=(3, 3), pads=((1, 1), (1, 1)), groups=144)
       >>> resnext = mobilenet.replace(in_channels=128, out_channels=128, groups=32)
       >>> grouped_impl(mobilenet), grouped_impl(resnext)
-      ('stencil', 'shift_add')
+      ('stencil', 'stencil')
     """
     cpg = spec.in_channels_per_group
     if cpg <= MAX_STENCIL_CHANNELS:
         return "stencil"
     return "shift_add" if cpg <= MAX_SHIFT_ADD_CHANNELS_PER_GROUP else "xla"
-
-
-def dilates_by_phases(backend: str, spec: ConvSpec) -> bool:
-    """Whether ``auto`` runs a dilated kernel (stride 1) on its phases (:func:`jaxconv.impls.phases.dilated`)
-    on ``backend``: on CPU, for ungrouped calls, where the undilated phases reach the dense forms."""
-    return backend == "cpu" and spec.groups == 1
 
 
 def describe_pick(backend: str, spec: ConvSpec) -> str:
@@ -118,12 +118,9 @@ def describe_pick(backend: str, spec: ConvSpec) -> str:
     """
     from jaxconv.impls import phases  # phases is below auto in the registry's imports
 
-    if backend == "cpu" and phases.transposes_by_phases(spec):
-        subs = phases.phase_specs(spec)
-    elif phases.dilates_by_phases(spec) and dilates_by_phases(backend, spec):
-        subs = [phases.phase_specs(spec)[0]]
-    else:
+    if backend != "cpu" or not phases.transposes_by_phases(spec):
         return conv_impl(backend, spec.spread())
+    subs = phases.phase_specs(spec)
     return "phases: " + ", ".join(sorted({describe_pick(backend, sub) for sub in subs}))
 
 

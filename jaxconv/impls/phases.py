@@ -1,4 +1,4 @@
-"""Transposed and dilated convolutions as ordinary ones on phases: no multiplications by inserted zeros.
+"""Transposed convolutions as ordinary ones on phases: no multiplications by inserted zeros.
 
 **Transposed** (``input_dilation = s``, what :func:`jaxconv.conv_transpose2d`, ``lax.conv_transpose`` and
 ``conv_general_dilated(lhs_dilation=...)`` compute). Spread with ``s - 1`` zeros between neighbours, the
@@ -8,13 +8,13 @@ input meets a unit-stride kernel so that, at an output row ``p = s*m + r``, only
 padded by ``(-e, ...)``, with the kernel's taps ``w[i0::s]``: ``s_h * s_w`` small convolutions doing
 ``1 / (s_h * s_w)`` of the spread form's products, interleaved at the end (the sub-pixel form).
 
-**Dilated** (``dilation = d``, stride 1). At output row ``p = d*m + r`` a dilated kernel reads
-``x[d*(m + i) + r]``: phase ``r`` is the undilated kernel on every ``d``-th row of the padded input. The
-``d_h * d_w`` phases are moved into the batch (space-to-batch, as TensorFlow's atrous convolution), run
-as one undilated convolution, and moved back.
+A dilated kernel can be split the same way (``d^2`` undilated convolutions of every ``d``-th row and
+column, stacked in the batch: TensorFlow's atrous space-to-batch). Measured, Winograd's direct dilated
+form ran faster than Winograd on the phases, so ``auto`` does not split dilated calls
+(docs/performance.md).
 
 Each phase runs through whatever core the call names (:func:`jaxconv.impls.conv` passes itself as
-``run``), so ``auto`` picks per phase. Both work in ``NHWC``; an ``NCHW`` call is transposed in and out.
+``run``), so ``auto`` picks per phase. It works in ``NHWC``; an ``NCHW`` call is transposed in and out.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from jaxconv.spec import ConvSpec
 
@@ -33,11 +32,6 @@ Run = Callable[[jax.Array, jax.Array, ConvSpec], jax.Array]  # run(x, w, spec) -
 def transposes_by_phases(spec: ConvSpec) -> bool:
     """Whether :func:`transposed` computes ``spec``: a spread input, unit stride, an undilated kernel."""
     return spec.input_dilation != (1, 1) and spec.stride == (1, 1) and spec.dilation == (1, 1)
-
-
-def dilates_by_phases(spec: ConvSpec) -> bool:
-    """Whether :func:`dilated` computes ``spec``: a dilated kernel, unit stride, an un-spread input."""
-    return spec.dilation != (1, 1) and spec.stride == (1, 1) and spec.input_dilation == (1, 1)
 
 
 def _axis_phases(n: int, k: int, s: int, lo: int, out: int) -> list[tuple[int, int, int, int, int]]:
@@ -84,12 +78,10 @@ def _transposed_phases(spec: ConvSpec) -> list[list[tuple[int, int, ConvSpec | N
 
 
 def phase_specs(spec: ConvSpec) -> list[ConvSpec]:
-    """The ordinary convolutions :func:`transposed` or :func:`dilated` runs for ``spec``."""
-    if transposes_by_phases(spec):
-        return [sub for row in _transposed_phases(spec) for _, _, sub, _, _ in row if sub is not None]
-    if dilates_by_phases(spec):
-        return [_dilated_phases(spec)[1]]
-    raise ValueError(f"phase_specs: {spec} is neither transposed nor dilated at unit stride")
+    """The ordinary convolutions :func:`transposed` runs for ``spec``."""
+    if not transposes_by_phases(spec):
+        raise ValueError(f"phase_specs: {spec} is not a transposed convolution at unit stride")
+    return [sub for row in _transposed_phases(spec) for _, _, sub, _, _ in row if sub is not None]
 
 
 def transposed(x: jax.Array, w: jax.Array, spec: ConvSpec, run: Run) -> jax.Array:
@@ -114,35 +106,3 @@ def transposed(x: jax.Array, w: jax.Array, spec: ConvSpec, run: Run) -> jax.Arra
     y = jnp.stack(interleaved, axis=2)  # (N, most_h, s_h, most_w, s_w, O)
     y = y.reshape(batch, most_h * s_h, most_w * s_w, o)[:, :out_h, :out_w]
     return _from_nhwc(y, layout)
-
-
-def _dilated_phases(spec: ConvSpec) -> tuple[tuple[int, int], ConvSpec]:
-    """Rows and columns of each phase of a dilated ``spec``'s padded input (the last ones zero-filled), and
-    the undilated convolution of all phases stacked in the batch."""
-    (d_h, d_w), (p_h, p_w) = spec.dilation, spec.padded_hw
-    rows, cols = -(-p_h // d_h), -(-p_w // d_w)
-    sub = spec.replace(batch=d_h * d_w * spec.batch, input_hw=(rows, cols), pads=((0, 0), (0, 0)),
-                       dilation=(1, 1))  # fmt: skip
-    return (rows, cols), sub
-
-
-def dilated(x: jax.Array, w: jax.Array, spec: ConvSpec, run: Run) -> jax.Array:
-    """The convolution ``spec`` describes (``dilates_by_phases(spec)``), as one undilated convolution of
-    the ``d_h * d_w`` phases stacked in the batch; ``x``, ``w`` and the result in ``spec.layout``."""
-    layout = spec.layout
-    x, w, spec = _to_nhwc(x, w, spec)
-    (d_h, d_w), (p_h, p_w), (out_h, out_w) = spec.dilation, spec.padded_hw, spec.output_hw
-    (top, bottom), (left, right) = spec.pads
-    (rows, cols), sub = _dilated_phases(spec)
-    config = ((0, 0, 0), (top, bottom + rows * d_h - p_h, 0), (left, right + cols * d_w - p_w, 0), (0, 0, 0))
-    x = lax.pad(x, jnp.zeros((), x.dtype), config)
-    n, c = spec.batch, spec.in_channels
-    x = (
-        x.reshape(n, rows, d_h, cols, d_w, c)
-        .transpose(2, 4, 0, 1, 3, 5)
-        .reshape(d_h * d_w * n, rows, cols, c)
-    )
-    y = run(x, w, sub)
-    m_h, m_w, o = y.shape[1], y.shape[2], spec.out_channels
-    y = y.reshape(d_h, d_w, n, m_h, m_w, o).transpose(2, 3, 0, 4, 1, 5).reshape(n, m_h * d_h, m_w * d_w, o)
-    return _from_nhwc(y[:, :out_h, :out_w], layout)

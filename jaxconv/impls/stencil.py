@@ -16,9 +16,9 @@ autodiff, XLA's CPU backend hands each to a library reduction that takes a conti
 tap's slice of the input is first copied out of it. Here (a custom VJP) a loop over the images sums each
 image's rows into a ``(kh * kw * Cg, OW, C)`` accumulator, fused, reading the image from cache.
 
-With more channels per group than ``MAX_STENCIL_CHANNELS`` the core runs ``shift_add``'s per-tap
-products instead: the broadcasts that line a group's input channels up with its outputs cost more than
-the products they replace.
+The channels are laid out as planes, one array ``(N, H, W, G)`` per channel of a group, so the groups lie
+on the minor axis that XLA's CPU loops vectorize along. With more channels per group than
+``MAX_STENCIL_CHANNELS`` the core runs ``shift_add``'s per-tap products instead.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from jaxconv.impls.common import CORE_STATIC, finish, to_nhwc
 from jaxconv.impls.taps import conv2d_shift_add, tap_slices
 from jaxconv.spec import ConvSpec
 
-# Above this many input channels per group the stencil's kh*kw*Cg broadcast multiply-adds per output lose
-# to shift_add's products per tap: with 4 per group they already did (docs/performance.md, "Depthwise,
-# grouped, dilated and transposed layers").
-MAX_STENCIL_CHANNELS = 1
+# Up to this many input channels per group the stencil ran faster than shift_add's products per tap (4
+# per group, a ResNeXt layer); more were not measured (docs/performance.md, "Depthwise, grouped,
+# dilated and transposed layers").
+MAX_STENCIL_CHANNELS = 4
 
 
 @partial(jax.jit, static_argnames=CORE_STATIC)
@@ -57,48 +57,61 @@ def conv2d_stencil(
     return finish(y, b, dtype, spec.layout)
 
 
-def _channel(view: jax.Array, c: int, spec: ConvSpec) -> jax.Array:
-    """Input channel ``c`` of every group of ``view (..., C)``, each repeated for its group's outputs:
-    ``(..., O)``, lined up with the output channels (the identity for a depthwise layer). Channels stay
-    the minor axis, which XLA's CPU loops vectorize along."""
-    groups, cpg, opg = spec.groups, spec.in_channels_per_group, spec.out_channels // spec.groups
-    if cpg == 1 and opg == 1:
-        return view
-    picked = view.reshape(*view.shape[:-1], groups, cpg)[..., c, None]  # (..., G, 1)
-    return jnp.broadcast_to(picked, (*picked.shape[:-1], opg)).reshape(*view.shape[:-1], groups * opg)
+def _planes(a: jax.Array, groups: int) -> jax.Array:
+    """``(..., G * k)`` channels (group-major, as lax groups them) as ``k`` planes ``(k, ..., G)``: one
+    array per channel of a group, the groups on the minor axis, which XLA's CPU loops vectorize along.
+    A reshape where ``k`` is 1 (a depthwise layer)."""
+    k = a.shape[-1] // groups
+    a = a.reshape(*a.shape[:-1], groups, k)
+    return jnp.moveaxis(a, -1, 0)
+
+
+def _unplanes(a: jax.Array) -> jax.Array:
+    """The inverse of :func:`_planes`: ``(k, ..., G)`` -> ``(..., G * k)``."""
+    a = jnp.moveaxis(a, 0, -1)
+    return a.reshape(*a.shape[:-2], a.shape[-2] * a.shape[-1])
 
 
 def _forward(x: jax.Array, w: jax.Array, spec: ConvSpec) -> jax.Array:
-    """``x (N, H, W, C)``, ``w (kh, kw, Cg, O)`` -> ``(N, OH, OW, O)``. The padding is fused into the
-    taps' loop, not materialised."""
-    kw = spec.kernel[1]
-    x = jnp.pad(x, ((0, 0), *spec.pads, (0, 0)))
-    y = None
-    for t, view in enumerate(tap_slices(x, spec.kernel, spec.stride, spec.dilation)):
-        for c in range(w.shape[2]):
-            term = _channel(view, c, spec) * w[t // kw, t % kw, c][None, None, None, :]
-            y = term if y is None else y + term
-    assert y is not None  # a kernel has at least one tap
-    return y
+    """``x (N, H, W, C)``, ``w (kh, kw, Cg, O)`` -> ``(N, OH, OW, O)``: output plane ``o`` of every group is
+    the sum over taps and input planes ``c`` of the tap's slice of plane ``c`` times the kernel's
+    ``(G,)`` vector ``w[i, j, c, :, o]``. The padding is fused into the taps' loop, not materialised."""
+    groups, (kh, kw) = spec.groups, spec.kernel
+    planes = _planes(jnp.pad(x, ((0, 0), *spec.pads, (0, 0))), groups)  # (Cg, N, Hp, Wp, G)
+    taps = jnp.moveaxis(_planes(w, groups), 0, -2)  # (kh, kw, Cg, O/G, G)
+    views = [tap_slices(plane, spec.kernel, spec.stride, spec.dilation) for plane in planes]
+    outputs = []
+    for o in range(taps.shape[3]):
+        y = None
+        for t in range(kh * kw):
+            for c, plane_views in enumerate(views):
+                term = plane_views[t] * taps[t // kw, t % kw, c, o][None, None, None, :]
+                y = term if y is None else y + term
+        outputs.append(y)
+    return _unplanes(jnp.stack(outputs))
 
 
 def _weight_gradient(x: jax.Array, dy: jax.Array, spec: ConvSpec) -> jax.Array:
     """``dL/dw (kh, kw, Cg, O)`` from ``x (N, H, W, C)`` and ``dy (N, OH, OW, O)``, an image at a time,
     padded there (see the module's docstring)."""
-    (kh, kw), cpg = spec.kernel, spec.in_channels_per_group
+    groups, (kh, kw), cpg = spec.groups, spec.kernel, spec.in_channels_per_group
+    x_planes, dy_planes = _planes(x, groups), _planes(dy, groups)  # (Cg, N, H, W, G), (O/G, N, OH, OW, G)
+    opg = dy_planes.shape[0]
 
     def add_image(n: jax.Array, total: jax.Array) -> jax.Array:
-        image = jnp.pad(lax.dynamic_index_in_dim(x, n, keepdims=True), ((0, 0), *spec.pads, (0, 0)))
-        dy_image = lax.dynamic_index_in_dim(dy, n, keepdims=False)  # (OH, OW, O)
-        parts = []
-        for view in tap_slices(image, spec.kernel, spec.stride, spec.dilation):
-            for c in range(cpg):
-                parts.append(jnp.sum(_channel(view[0], c, spec) * dy_image, axis=0))  # (OW, O)
+        image = lax.dynamic_index_in_dim(x_planes, n, axis=1, keepdims=True)
+        image = jnp.pad(image, ((0, 0), (0, 0), *spec.pads, (0, 0)))
+        dy_image = lax.dynamic_index_in_dim(dy_planes, n, axis=1, keepdims=False)  # (O/G, OH, OW, G)
+        views = [tap_slices(plane, spec.kernel, spec.stride, spec.dilation) for plane in image]
+        parts = [
+            jnp.sum(views[c][t][0] * dy_image[o], axis=0)  # (OW, G)
+            for t in range(kh * kw) for c in range(cpg) for o in range(opg)
+        ]  # fmt: skip
         return total + jnp.stack(parts)
 
-    zero = jnp.zeros((kh * kw * cpg, *dy.shape[2:]), x.dtype)
-    total = lax.fori_loop(0, x.shape[0], add_image, zero)
-    return total.sum(axis=1).reshape(kh, kw, cpg, spec.out_channels)
+    zero = jnp.zeros((kh * kw * cpg * opg, dy.shape[2], groups), x.dtype)
+    total = lax.fori_loop(0, x.shape[0], add_image, zero).sum(axis=1)  # (kh * kw * Cg * O/G, G)
+    return total.reshape(kh, kw, cpg, opg, groups).swapaxes(3, 4).reshape(kh, kw, cpg, spec.out_channels)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2,))

@@ -72,9 +72,10 @@ def picks(monkeypatch):
     return seen
 
 
-def test_conv_rule_reads_both_axes_of_the_dilation():
+def test_conv_rule_sends_a_dilated_kernel_to_winograd_directly():
+    # A dilated 3x3 ran faster in winograd directly than on its phases, or in im2col (docs/performance.md).
     resnet = dict(x_shape=(32, 64, 56, 56), out_channels=64, kernel=(3, 3))
-    assert auto.conv_impl("cpu", layer(**resnet, output_hw=(52, 54), dilation=(2, 1))) == "im2col"
+    assert auto.conv_impl("cpu", layer(**resnet, output_hw=(52, 54), dilation=(2, 1))) == "winograd"
     assert auto.conv_impl("cpu", layer(**resnet, output_hw=(54, 54))) == "winograd"
 
 

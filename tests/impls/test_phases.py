@@ -1,5 +1,6 @@
-"""Transposed and dilated convolutions on their phases (jaxconv.impls.phases): the same values as lax and the
-float64 scatter definition under every hand-written impl, gradients too, and no product of an inserted zero."""
+"""Transposed convolutions on their phases (jaxconv.impls.phases): the same values as lax and the float64
+scatter definition under every hand-written impl, gradients too, and no product of an inserted zero; and
+conv_general_dilated with both dilations, as lax."""
 
 import re
 
@@ -103,10 +104,3 @@ def test_a_2x2_stride_2_upsampling_runs_as_four_1x1_convolutions():
 def _spec_of_2x2_upsampling():
     return ConvSpec(batch=1, in_channels=8, out_channels=3, input_hw=(4, 4), kernel=(2, 2), pads=((1, 1), (1, 1)),
                     input_dilation=(2, 2), transposed=True)  # fmt: skip
-
-
-def test_dilated_phases_are_one_undilated_convolution_of_the_phases_in_the_batch():
-    spec = ConvSpec(batch=2, in_channels=3, out_channels=4, input_hw=(9, 7), kernel=(3, 3), pads=((2, 2), (2, 2)),
-                    dilation=(2, 2))  # fmt: skip
-    (sub,) = phases.phase_specs(spec)
-    assert sub.batch == 8 and sub.dilation == (1, 1) and sub.input_hw == (7, 6)

@@ -132,8 +132,8 @@ def test_gradients_match_finite_differences(impl):
     with jax.enable_x64(True):
         x, wt, b = (jnp.asarray(a) for a in _arrays(case, np.float64))
         f = lambda x, wt, b: jc.conv2d(x, wt, b, impl=impl, **_options(case))  # noqa: E731
-        # pallas is a custom_vjp (its backward passes are kernels): reverse mode only.
-        modes = ("rev",) if impl == "pallas" else ("fwd", "rev")
+        # pallas and stencil are custom_vjps (their backward passes are kernels, or a loop): reverse mode only.
+        modes = ("rev",) if impl in ("pallas", "stencil") else ("fwd", "rev")
         check_grads(f, (x, wt, b), order=1, modes=modes, atol=1e-6, rtol=1e-6)
 
 

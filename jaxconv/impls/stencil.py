@@ -11,6 +11,10 @@ output that reads the input from cache, and so does autodiff's input gradient (t
 summed). A matmul per group (XLA's grouped convolution, or a batched einsum) does ``Cg`` multiply-adds
 per call on tiny matrices; densifying the kernel (``banded``, ``winograd``) does ``G`` times the work.
 
+Forward-mode differentiation (``jax.jvp``, ``jax.jacfwd``) raises JAX's custom-VJP ``TypeError``, as
+:mod:`jaxconv.impls.pallas` does: a custom JVP whose weight tangent runs a loop over the images, which
+JAX then transposes, computed the same gradients several times slower (docs/performance.md).
+
 The weight gradient is ``kh * kw * Cg`` reductions of ``x * dy`` over the batch and the image. Left to
 autodiff, XLA's CPU backend hands each to a library reduction that takes a contiguous operand, so every
 tap's slice of the input is first copied out of it. Here (a custom VJP) a loop over the images sums each

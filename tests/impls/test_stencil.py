@@ -78,3 +78,11 @@ def test_stencil_takes_half_precision_and_returns_it(dtype):
     x, w = jnp.ones((1, 4, 5, 5), dtype), jnp.ones((4, 1, 3, 3), dtype)
     y = jc.conv2d(x, w, padding=1, groups=4, impl="stencil")
     assert y.dtype == jnp.dtype(dtype) and float(y[0, 0, 2, 2]) == 9.0
+
+
+def test_forward_mode_raises_jax_s_custom_vjp_error_and_reverse_mode_works():
+    x, w = jnp.ones((1, 4, 5, 5)), jnp.ones((4, 1, 3, 3))
+    f = lambda x: jc.conv2d(x, w, padding=1, groups=4, impl="stencil")  # noqa: E731
+    with pytest.raises(TypeError, match="custom_vjp"):
+        jax.jvp(f, (x,), (x,))
+    assert jax.grad(lambda x: f(x).sum())(x).shape == x.shape

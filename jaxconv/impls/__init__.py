@@ -25,8 +25,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxconv._checks import Precision
-from jaxconv.impls import auto, band, manual, pallas, phases, stencil, taps, winograd, xla
-from jaxconv.impls.common import finish
+from jaxconv.impls import auto, band, common, manual, pallas, phases, stencil, taps, winograd, xla
 from jaxconv.impls.platform import BACKEND_OF, per_platform
 from jaxconv.layout import spatial_widths
 from jaxconv.spec import ConvSpec, PoolSpec
@@ -178,7 +177,7 @@ def _run(impl: str, backend: str, x: jax.Array, w: jax.Array, b: jax.Array | Non
     hand_written = impl not in ("xla", "auto") or (impl == "auto" and backend == "cpu")
     if hand_written and phases.transposes_by_phases(spec):
         y = phases.transposed(x, w, spec, lambda x, w, sub: _run(impl, backend, x, w, None, sub, precision))
-        return finish(y, b, y.dtype, spec.layout, y_in_layout=True)
+        return common.finish(y, b, y.dtype, spec.layout, y_in_layout=True)
     x, spec = spread(x, spec)
     pick = auto.conv_impl(backend, spec) if impl == "auto" else impl
     return REGISTRY[pick].conv(x, w, b, spec=spec, precision=precision)

@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from jaxconv.impls.band import band_span, band_tile
-from jaxconv.impls.stencil import MAX_STENCIL_CHANNELS
+from jaxconv.impls.stencil import runs_stencil
 from jaxconv.impls.winograd import MAX_TAPS, TILE
 from jaxconv.spec import ConvSpec, PoolSpec
 
@@ -90,7 +90,8 @@ def conv_impl(backend: str, spec: ConvSpec) -> str:
 
 
 def grouped_impl(spec: ConvSpec) -> str:
-    """A grouped convolution on CPU: ``stencil`` for depthwise layers and few channels per group,
+    """A grouped convolution on CPU: ``stencil`` for depthwise layers and few channels per group
+    (:func:`jaxconv.impls.stencil.runs_stencil`),
     ``shift_add``'s product per tap for more, ``xla`` for many (not measured).
 
     Examples:
@@ -100,10 +101,9 @@ def grouped_impl(spec: ConvSpec) -> str:
       >>> grouped_impl(mobilenet), grouped_impl(resnext)
       ('stencil', 'stencil')
     """
-    cpg = spec.in_channels_per_group
-    if cpg <= MAX_STENCIL_CHANNELS:
+    if runs_stencil(spec):
         return "stencil"
-    return "shift_add" if cpg <= MAX_SHIFT_ADD_CHANNELS_PER_GROUP else "xla"
+    return "shift_add" if spec.in_channels_per_group <= MAX_SHIFT_ADD_CHANNELS_PER_GROUP else "xla"
 
 
 def describe_pick(backend: str, spec: ConvSpec) -> str:

@@ -21,8 +21,10 @@ tap's slice of the input is first copied out of it. Here (a custom VJP) a loop o
 image's rows into a ``(kh * kw * Cg, OW, C)`` accumulator, fused, reading the image from cache.
 
 The channels are laid out as planes, one array ``(N, H, W, G)`` per channel of a group, so the groups lie
-on the minor axis that XLA's CPU loops vectorize along. With more channels per group than
-``MAX_STENCIL_CHANNELS`` the core runs ``shift_add``'s per-tap products instead.
+on the minor axis that XLA's CPU loops vectorize along. With more input or output channels per group than
+``MAX_STENCIL_CHANNELS`` (:func:`runs_stencil`) the core runs ``shift_add``'s per-tap products instead: the
+stencil unrolls ``kh * kw`` times the product of the two, which for a dense layer of many outputs takes
+XLA minutes to compile.
 """
 
 from __future__ import annotations
@@ -44,6 +46,19 @@ from jaxconv.spec import ConvSpec
 MAX_STENCIL_CHANNELS = 4
 
 
+def runs_stencil(spec: ConvSpec) -> bool:
+    """Whether the ``stencil`` core runs ``spec`` as a stencil (else it runs ``shift_add``): at most
+    ``MAX_STENCIL_CHANNELS`` input and output channels per group.
+
+    Examples:
+      >>> depthwise = ConvSpec(batch=32, in_channels=144, out_channels=144, input_hw=(56, 56), kernel=(3, 3),
+      ...                      groups=144)
+      >>> runs_stencil(depthwise), runs_stencil(depthwise.replace(in_channels=3, out_channels=64, groups=1))
+      (True, False)
+    """
+    return max(spec.in_channels_per_group, spec.out_channels // spec.groups) <= MAX_STENCIL_CHANNELS
+
+
 @partial(jax.jit, static_argnames=CORE_STATIC)
 def conv2d_stencil(
     x: jax.Array, w: jax.Array, b: jax.Array | None, *, spec: ConvSpec, precision: Precision = None
@@ -53,7 +68,7 @@ def conv2d_stencil(
     ``x (N, C, H, W)`` / ``w (O, C/G, kh, kw)`` in NCHW, ``(N, H, W, C)`` / ``(kh, kw, C/G, O)`` in NHWC
     -> ``y`` in the layout. Products are exact elementwise ones, so ``precision`` has nothing to choose.
     """
-    if spec.in_channels_per_group > MAX_STENCIL_CHANNELS:
+    if not runs_stencil(spec):
         return conv2d_shift_add(x, w, b, spec=spec, precision=precision)
     dtype = x.dtype
     x, w = to_nhwc(x, w, spec.layout)

@@ -47,6 +47,14 @@ def pytest_configure(config: pytest.Config) -> None:
             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
         )
+    # No test reads or writes the user's tuning table (~/.cache/jaxconv/tuning.json or one named in the
+    # environment): under an empty one, impl="auto" is the hand-written rule the tests expect.
+    if not os.environ.get("JAXCONV_TEST_TUNING_TABLE"):
+        folder = tempfile.mkdtemp(prefix="jaxconv-tests-tuning-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        os.environ["JAXCONV_TEST_TUNING_TABLE"] = os.path.join(folder, "tuning.json")
+    os.environ["JAXCONV_TUNING_CACHE"] = os.environ["JAXCONV_TEST_TUNING_TABLE"]
+    os.environ.pop("JAXCONV_TUNE_ON_MISS", None)
     jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

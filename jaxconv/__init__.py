@@ -8,6 +8,7 @@ backend) or the name of one implementation in :data:`IMPLS`: ``"xla"`` (XLA's fu
 
 from jaxconv import convert as convert
 from jaxconv import host_memory as host_memory
+from jaxconv import tuning as tuning
 from jaxconv import xla_options as xla_options
 from jaxconv.adaptive_pool import adaptive_avg_pool2d as adaptive_avg_pool2d
 from jaxconv.adaptive_pool import adaptive_max_pool2d as adaptive_max_pool2d
@@ -33,5 +34,7 @@ from jaxconv.shapes import conv_transpose_output_shape as conv_transpose_output_
 from jaxconv.shapes import pool_output_shape as pool_output_shape
 from jaxconv.shapes import receptive_field as receptive_field
 from jaxconv.transpose import conv_transpose2d as conv_transpose2d
+from jaxconv.tuning.tuner import explain as explain
+from jaxconv.tuning.tuner import tune as tune
 
 __version__ = "0.1.0"

@@ -5,6 +5,7 @@ jaxconv summary    LeNet's layer-by-layer output shapes and parameter counts
 jaxconv demo       the chapter's worked examples through both implementations
 jaxconv experiment the chapter's experiments with figures (NAME or all)
 jaxconv bench      every convolution implementation timed on standard (or your) layer shapes
+jaxconv tune       time auto's candidates for LeNet's steps (or your layers) here; auto picks the winners
 
 Every command first makes glibc's malloc keep freed memory for reuse (``jaxconv.host_memory``);
 ``JAXCONV_TUNE_MALLOC=0`` leaves it alone.
@@ -86,7 +87,57 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="runs/bench", help="folder for bench.json, bench.csv, bench.png")
     b.add_argument("--xla-defaults", action="store_true",
                    help="compile the JAX contestants with XLA's default options, not jaxconv's")  # fmt: skip
+    b.add_argument(
+        "--tune", action="store_true",
+        help="first tune auto's picks for these layers (jaxconv tune); auto then runs the winners",
+    )  # fmt: skip
+    t = sub.add_parser("tune", help="measure which impl runs each of LeNet's (or your) layers fastest here; "
+                                     "impl='auto' picks the winners from then on")  # fmt: skip
+    t.add_argument(
+        "--variant", choices=VARIANTS, default="classic", help="the LeNet recipe whose steps to tune"
+    )
+    t.add_argument("--batch-norm", action="store_true", help="the recipe with batch norm (modern only)")
+    t.add_argument("--layout", choices=("NCHW", "NHWC"), default="NHWC")
+    t.add_argument("--batch-size", type=int, default=256, help="training batch size")
+    t.add_argument(
+        "--shape", action="append", default=None, metavar="N,C,O,H,K[,P[,S]]",
+        help="tune this layer (forward+backward, as jaxconv bench's --shape) instead (repeatable)",
+    )  # fmt: skip
+    t.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds per call (median)")
+    t.add_argument(
+        "--out", default=None, metavar="TABLE.json",
+        help="the tuning table to write (default: $JAXCONV_TUNING_CACHE or ~/.cache/jaxconv/tuning.json)",
+    )  # fmt: skip
+    t.add_argument("--retune", action="store_true", help="measure calls the table already holds again")
     return parser
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from jaxconv.bench import ConvShape
+    from jaxconv.train import TrainConfig
+    from jaxconv.train.steps import step_compiler_options
+    from jaxconv.train.tune import tune_steps
+    from jaxconv.tuning import calls
+    from jaxconv.tuning.table import TableError
+    from jaxconv.tuning.tuner import Tuner
+
+    try:
+        config = TrainConfig(variant=args.variant, batch_norm=args.batch_norm, layout=args.layout,
+                             batch_size=args.batch_size)  # fmt: skip
+        tuner = Tuner(rounds=args.rounds, table=args.out, retune=args.retune,
+                      compiler_options=None if args.shape else step_compiler_options(config))  # fmt: skip
+        if args.shape:
+            specs = [ConvShape.parse(s).spec(args.layout) for s in args.shape]
+            report = tuner.tune_calls(
+                {calls.Call("conv", spec, "auto", "forward+backward"): 1 for spec in specs}
+            )
+        else:
+            report = tune_steps(config, tuner=tuner)
+    except (TableError, ValueError) as e:
+        print(f"jaxconv tune: {e}", file=sys.stderr)
+        return 1
+    print(report)
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -103,7 +154,9 @@ def _bench(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"jaxconv bench: {e}", file=sys.stderr)
         return 1
-    result = bench.run(shapes, impls, args.repeats, cpu_compiler_options=not args.xla_defaults)
+    result = bench.run(
+        shapes, impls, args.repeats, cpu_compiler_options=not args.xla_defaults, tune=args.tune
+    )
     print(bench.format_table(result))
     paths = bench.write(result, args.out)
     print("wrote " + ", ".join(str(p) for p in paths))
@@ -167,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "bench":
         return _bench(args)
+    if args.command == "tune":
+        return _tune(args)
     if args.command == "experiment":
         from jaxconv import experiments
 

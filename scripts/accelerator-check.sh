@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# jaxconv on an accelerator, in one go: the test suite, `jaxconv bench`, the book recipe's 10 epochs and the
-# LeNet step race against PyTorch (eager and torch.compile) on the same GPU. Installs nothing: the machine
+# jaxconv on an accelerator, in one go: the test suite, `jaxconv bench`, the tuner (xla against Pallas for
+# LeNet's calls, into OUT/tuning.json), the book recipe's 10 epochs and the LeNet step race against PyTorch (eager and torch.compile) on the same GPU. Installs nothing: the machine
 # brings jax for its accelerator, flax, optax, pytest, hypothesis, matplotlib (and torch for the peer);
 # jaxconv runs from this checkout (PYTHONPATH). Every result (JSON, PNG, logs) goes to one folder, and a
 # summary table ends the run.
 #   bash scripts/accelerator-check.sh [OUT]        OUT defaults to runs/accelerator-check
 #   PYTHON=python3.12 bash scripts/accelerator-check.sh "$OUT"
-# Each step has its own time limit (the limits add up to 475 s, under 8 minutes, so a run and a rerun fit in a quarter of an
+# Each step has its own time limit (the limits add up to 490 s, under 8 minutes, so a run and a rerun fit in a quarter of an
 # hour); a failing step is recorded and the next one runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,14 +30,16 @@ step() {  # step NAME SECONDS COMMAND...: runs it with a limit, logs it, records
 # QUICK=1: a dry run of the plumbing on any machine (a few tests, one small layer, one short epoch).
 if [ "${QUICK:-0}" = 1 ]; then
   tests=(tests/test_export.py tests/test_corr.py) bench=(--shape 8,3,4,12,3,1 --repeats 1)
+  tune=(--shape 8,3,4,12,3,1 --rounds 1)
   train=(--epochs 1 --limit-train 2048 --limit-test 1000) race=(--rounds 2 --steps 2)
 else
-  tests=() bench=(--repeats 5) train=() race=(--rounds 8 --steps 30)
+  tests=() bench=(--repeats 5) tune=() train=() race=(--rounds 8 --steps 30)
 fi
 
 step env 20 bash -c "nvidia-smi || true; $py -c 'import jax, flax, optax; print(jax.__version__, flax.__version__, optax.__version__); print(jax.devices())'; $py -c 'import torch; print(torch.__version__, torch.cuda.is_available())' || true"
-step tests 225 env JAXCONV_TEST_WORKERS=0 "$py" -m pytest -q -p no:cacheprovider --junitxml="$out/tests.xml" "${tests[@]}"
+step tests 200 env JAXCONV_TEST_WORKERS=0 "$py" -m pytest -q -p no:cacheprovider --junitxml="$out/tests.xml" "${tests[@]}"
 step bench 90 "$py" -m jaxconv bench "${bench[@]}" --out "$out/bench"
+step tune 40 "$py" -m jaxconv tune "${tune[@]}" --out "$out/tuning.json"
 step train 45 "$py" -m jaxconv train --no-progress "${train[@]}" --out "$out/train"
 step train-scan 45 "$py" -m jaxconv train --no-progress --steps-per-dispatch 20 "${train[@]}" --out "$out/train-scan"
 step race 50 "$py" -m experiments.lenet_step_race "${race[@]}" --torch-compile --out "$out/race"

@@ -15,6 +15,8 @@ LAYERS = (
     # argument checks, shape arithmetic, layout names, CPU compiler options and heap tuning
     ("jaxconv._checks", "jaxconv.shapes", "jaxconv.layout", "jaxconv.xla_options", "jaxconv.host_memory"),
     ("jaxconv.spec",),  # the one description of a convolution or pooling call
+    # timing on a shared machine; the tuning table and the calls a trace makes, which the dispatcher reads
+    ("jaxconv.timing", "jaxconv.tuning.table", "jaxconv.tuning.calls", "jaxconv.tuning.lookup"),
     ("jaxconv.impls",),  # the implementations being raced, and the rule that picks one
     # the public ops: validate, canonicalise, dispatch to an impl
     (
@@ -25,6 +27,7 @@ LAYERS = (
         "jaxconv.transpose",
         "jaxconv.adaptive_pool",
         "jaxconv.convert",
+        "jaxconv.tuning",  # measuring the impls for a traced function's calls, and explaining auto's picks
         "jaxconv",
     ),  # fmt: skip
     ("jaxconv.nn", "jaxconv.nnx"),  # Flax modules, Linen and NNX

@@ -12,8 +12,9 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 API = DOCS / "api.md"
 MODULES = (
     "jaxconv", "jaxconv.nn", "jaxconv.nnx", "jaxconv.train", "jaxconv.train.data", "jaxconv.train.checkpoint",
-    "jaxconv.train.curves", "jaxconv.train.distributed", "jaxconv.bench", "jaxconv.bench.rounds",
-    "jaxconv.bench.memory_budget", "jaxconv.impls", "jaxconv.spec", "jaxconv.impls.auto", "jaxconv.impls.pallas", "jaxconv.impls.stencil", "jaxconv.impls.phases", "jaxconv.convert",
+    "jaxconv.train.curves", "jaxconv.train.distributed", "jaxconv.bench", "jaxconv.timing.rounds",
+    "jaxconv.timing.memory_budget", "jaxconv.impls", "jaxconv.spec", "jaxconv.impls.auto", "jaxconv.impls.pallas", "jaxconv.impls.stencil", "jaxconv.impls.phases", "jaxconv.convert",
+    "jaxconv.tuning", "jaxconv.tuning.tuner", "jaxconv.tuning.measure", "jaxconv.tuning.table", "jaxconv.train.tune",
     "jaxconv.xla_options", "jaxconv.host_memory",
 )  # fmt: skip
 NOTEBOOK_PAGES = sorted(p for p in DOCS.glob("*/*.md") if "kernelspec:" in p.read_text().split("\n---", 1)[0])

@@ -2,9 +2,10 @@
 
 * :mod:`jaxconv.bench.layers`: the layers raced (:class:`ConvShape`, :data:`STANDARD_SHAPES`);
 * :mod:`jaxconv.bench.harness`: the race itself (:func:`run`, :func:`bench_shape`);
-* :mod:`jaxconv.bench.rounds`: the rounds' order and per-round speed-ups;
-* :mod:`jaxconv.bench.memory_budget`: whether a compiled contestant fits in memory;
 * :mod:`jaxconv.bench.report`: the table, ``bench.json``/``bench.csv`` and the chart.
+
+The rounds' order and whether a contestant fits in memory are :mod:`jaxconv.timing`'s, shared with the
+tuner (:mod:`jaxconv.tuning`).
 """
 
 from jaxconv.bench.harness import TORCH as TORCH

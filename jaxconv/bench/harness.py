@@ -3,16 +3,16 @@
 ``jaxconv bench`` (or :func:`run`) times each implementation forward and forward+backward (the output
 and the gradients with respect to input and weight, as a training step needs them), median of
 ``repeats`` runs after compilation, with the implementations interleaved so that drift of a shared
-machine hits all alike, each round in another order (:func:`jaxconv.bench.rounds.round_orders`: each runs
+machine hits all alike, each round in another order (:func:`jaxconv.timing.rounds.round_orders`: each runs
 after every other equally often, since what ran just before slows some); the book's manual impl,
 whose memory churn slows whatever follows it, is timed alone afterwards.
 A contestant whose compiled footprint (XLA's own buffer assignment) would not fit in the memory the
 backend has free is skipped before its first call and listed with the reason, rather than left to
-the kernel's OOM killer (:mod:`jaxconv.bench.memory_budget`).
+the kernel's OOM killer (:mod:`jaxconv.timing.memory_budget`).
 It reports GFLOP/s, the fraction of a float32 matmul's rate measured in the same run, compile time,
 the error against XLA's NCHW result in float32 and bfloat16, and the speed-ups over XLA and PyTorch:
 the ratio of the medians, and the median and middle half of their per-round values
-(:func:`jaxconv.bench.rounds.paired_speedups`). PyTorch joins when importable. Tables and charts:
+(:func:`jaxconv.timing.rounds.paired_speedups`). PyTorch joins when importable. Tables and charts:
 :mod:`jaxconv.bench.report`.
 """
 
@@ -31,12 +31,13 @@ import numpy as np
 from jaxconv import host_memory, xla_options
 from jaxconv.bench import torch_peer
 from jaxconv.bench.layers import STANDARD_SHAPES, ConvShape
-from jaxconv.bench.memory_budget import available_memory, too_big
-from jaxconv.bench.rounds import paired_speedups, round_orders
 from jaxconv.conv import conv2d
 from jaxconv.impls import INTERPRETED_ON_CPU, REGISTRY
 from jaxconv.impls.auto import describe_pick
+from jaxconv.timing.memory_budget import available_memory, too_big
+from jaxconv.timing.rounds import paired_speedups, round_orders
 from jaxconv.transpose import conv_transpose2d
+from jaxconv.tuning.tuner import Tuner, explain
 
 
 def candidates() -> tuple[tuple[str, str, str], ...]:
@@ -77,11 +78,8 @@ def _cotangent(shape: ConvShape, layout: str, dtype: jnp.dtype) -> jax.Array:
     return jax.random.normal(jax.random.key(2), dims).astype(dtype)
 
 
-def _jax_steps(
-    shape: ConvShape, impl: str, layout: str, compiler_options: dict[str, str]
-) -> tuple[jax.stages.Wrapped, jax.stages.Wrapped]:
-    """Jitted ``forward(x, w)`` and ``forward_backward(x, w, g) -> (y, dx, dw)`` for one implementation,
-    compiled with ``compiler_options``.
+def _step_functions(shape: ConvShape, impl: str, layout: str) -> tuple[Callable, Callable]:
+    """``forward(x, w)`` and ``forward_backward(x, w, g) -> (y, dx, dw)`` for one implementation, not jitted.
 
     ``y`` is returned because a training step needs it for the next layer: a convolution is linear in
     each argument, so its gradients alone do not need the forward pass and XLA would drop it, timing
@@ -99,6 +97,14 @@ def _jax_steps(
         y, pullback = jax.vjp(forward, x, w)
         return (y, *pullback(g))
 
+    return forward, forward_backward
+
+
+def _jax_steps(
+    shape: ConvShape, impl: str, layout: str, compiler_options: dict[str, str]
+) -> tuple[jax.stages.Wrapped, jax.stages.Wrapped]:
+    """:func:`_step_functions`, jitted with ``compiler_options``."""
+    forward, forward_backward = _step_functions(shape, impl, layout)
     return (
         jax.jit(forward, compiler_options=compiler_options),
         jax.jit(forward_backward, compiler_options=compiler_options),
@@ -255,13 +261,35 @@ def bench_shape(shape: ConvShape, candidates: Sequence[tuple[str, str, str]], re
 
 
 def _picked(shape: ConvShape, impl: str, layout: str) -> str:
-    return impl if impl != "auto" else describe_pick(jax.default_backend(), shape.spec(layout))
+    """What a contestant runs: its impl, or ``auto``'s pick, the tuning table's with the rule's beside it."""
+    if impl != "auto":
+        return impl
+    x, w = _inputs(shape, layout, jnp.float32)
+    rows = explain(_step_functions(shape, impl, layout)[1], x, w, _cotangent(shape, layout, jnp.float32))
+    tuned = [row for row in rows if row.source == "table"]
+    if not tuned:
+        return describe_pick(jax.default_backend(), shape.spec(layout))
+    return f"{tuned[0].runs} (tuned; rule: {tuned[0].rule})"
+
+
+def tune_shapes(shapes: Sequence[ConvShape], layouts: Sequence[str], compiler_options: dict[str, str],
+                tuner: Tuner | None = None) -> list:  # fmt: skip
+    """Tunes ``auto``'s forward+backward call of each shape in each layout into the active tuning table
+    (``jaxconv bench --tune``), before the race compiles anything; returns the tuner's reports."""
+    tuner = tuner or Tuner(compiler_options=compiler_options, progress=False)
+    reports = []
+    for shape in shapes:
+        for layout in layouts:
+            x, w = _inputs(shape, layout, jnp.float32)
+            fb = _step_functions(shape, "auto", layout)[1]
+            reports.append(tuner.tune(fb, x, w, _cotangent(shape, layout, jnp.float32)))
+    return reports
 
 
 def run(shapes: Sequence[ConvShape] = STANDARD_SHAPES, impls: Sequence[str] | None = None, repeats: int = 5,
         with_torch: bool | None = None, progress: Callable[[str], None] = print,
         free_memory: Callable[[], int | None] = available_memory, cpu_compiler_options: bool = True,
-        ) -> dict:  # fmt: skip
+        tune: bool = False) -> dict:  # fmt: skip
     """Benchmarks ``shapes``; returns ``{"device", "matmul_gflops", "glibc_malloc_tuned",
     "compiler_options", "rows", "skipped", "not_timed"}`` (one row per shape x impl timed; ``skipped``:
     ``{"shape", "impl", "reason"}`` for those whose compiled footprint exceeded ``free_memory()``, see
@@ -275,7 +303,10 @@ def run(shapes: Sequence[ConvShape] = STANDARD_SHAPES, impls: Sequence[str] | No
     plain ``jax.jit`` of your own does (docs/performance.md compares the two).
 
     ``impls`` filters the candidates by impl name (any of :data:`jaxconv.IMPLS`, ``"auto"``,
-    ``"torch"``); xla NCHW always runs, as the reference.
+    ``"torch"``); xla NCHW always runs, as the reference. ``auto`` runs what the tuning table says where
+    it has the call, the rule's pick elsewhere; ``tune=True`` first tunes ``auto``'s calls of every shape
+    into the table (:func:`tune_shapes`), so the race shows the tuned pick (its ``runs`` column names the
+    rule's beside it).
     """
     wanted = set(impls) if impls is not None else None
     chosen = [c for c in candidates() if wanted is None or c[1] in wanted or c[0] == "xla NCHW"]
@@ -287,6 +318,10 @@ def run(shapes: Sequence[ConvShape] = STANDARD_SHAPES, impls: Sequence[str] | No
     if with_torch is None:
         with_torch = torch_available() and (wanted is None or "torch" in wanted)
     options = xla_options.compiler_options() if cpu_compiler_options else {}
+    if tune:
+        layouts = [layout for _, impl, layout in chosen if impl == "auto"]
+        for report in tune_shapes(shapes, layouts, options):
+            progress(str(report))
     peak = matmul_gflops()
     progress(f"{jax.devices()[0].device_kind}: float32 matmul {peak:.0f} GFLOP/s (its best run)")
     rows, skipped = [], []

@@ -12,17 +12,22 @@
   3x3 convolutions without bias, each with batch norm and ReLU), three ``Up`` blocks from a 256-channel
   8x8 bottleneck with skips of 128, 64 and 32 channels, and a 1x1 ``OutConv`` to 2 classes,
   per-pixel cross-entropy.
+* ``resnet18``: ResNet-18 as Flax's ImageNet example writes it (``examples/imagenet/models.py``: a 7x7
+  stride-2 stem with batch norm, ReLU and a 3x3 stride-2 max pool, four stages of two basic blocks with
+  1x1 projections where the shape changes, the second batch norm of each block starting at zero), 10
+  classes, on ``--size`` square RGB images (default 64), beside torchvision's ``resnet18(num_classes=10)``.
 
 Each contestant runs one SGD-momentum step (learning rate 0.01, momentum 0.9) of batch-norm training on
 the same batch shapes: stock Flax Linen (``lax``), Flax with jaxconv plugged in (``nn.Conv(...,
 conv_general_dilated=jc.conv_general_dilated)``, ``jc.conv_transpose`` in the transposed layers, as Flax's
 ``nn.ConvTranspose`` calls ``lax.conv_transpose``), and PyTorch's model (NCHW and channels_last), in
-interleaved rounds (:func:`jaxconv.bench.rounds.round_orders`), ratios per round. PyTorch is optional.
+interleaved rounds (:func:`jaxconv.timing.rounds.round_orders`), ratios per round. PyTorch is optional.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import time
@@ -36,11 +41,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import nnx
 from jax import lax
 
 import jaxconv as jc
 from jaxconv.bench import torch_peer
-from jaxconv.bench.rounds import paired_speedups, round_orders
+from jaxconv.timing.rounds import paired_speedups, round_orders
+from jaxconv.tuning import lookup
+from jaxconv.tuning.table import use_table
+from jaxconv.tuning.tuner import Tuner
 
 # (input channels, output channels, stride) of torchvision's mobilenet_v2().features[2:7], expansion 6.
 MOBILENET_BLOCKS = ((16, 24, 2), (24, 24, 1), (24, 32, 2), (32, 32, 1), (32, 32, 1))
@@ -48,6 +57,8 @@ EXPANSION = 6
 # (input, output) channels of the decoder's Up blocks, from the bottleneck down.
 UNET_UPS = ((256, 128), (128, 64), (64, 32))
 UNET_CLASSES = 2
+RESNET18_STAGES = (2, 2, 2, 2)
+MODELS = ("mobilenet_v2", "unet_decoder", "resnet18")
 
 
 # ---- Flax Linen -------------------------------------------------------------------------------------
@@ -135,6 +146,63 @@ class UNetDecoder(nn.Module):
         return self.conv(UNET_CLASSES, (1, 1))(x)
 
 
+class ResNetBlock(nn.Module):
+    """The basic block of Flax's ImageNet example (``ResNetBlock``)."""
+
+    filters: int
+    conv: Callable[..., nn.Module]
+    norm: Callable[..., nn.Module]
+    strides: tuple[int, int] = (1, 1)
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = nn.relu(self.norm()(self.conv(self.filters, (3, 3), self.strides)(x)))
+        y = self.norm(scale_init=nn.initializers.zeros_init())(self.conv(self.filters, (3, 3))(y))
+        residual = x
+        if residual.shape != y.shape:
+            residual = self.conv(self.filters, (1, 1), self.strides, name="conv_proj")(residual)
+            residual = self.norm(name="norm_proj")(residual)
+        return nn.relu(residual + y)
+
+
+class ResNet18(nn.Module):
+    """``ResNet18`` of Flax's ImageNet example (``ResNet`` with stage sizes 2, 2, 2, 2), training mode."""
+
+    conv: Callable[..., nn.Module]
+    num_classes: int = 10
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        conv = partial(self.conv, use_bias=False)
+        norm = partial(nn.BatchNorm, use_running_average=False, momentum=0.9, epsilon=1e-5)
+        x = conv(64, (7, 7), (2, 2), padding=[(3, 3), (3, 3)], name="conv_init")(x)
+        x = nn.relu(norm(name="bn_init")(x))
+        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+        for i, block_size in enumerate(RESNET18_STAGES):
+            for j in range(block_size):
+                strides = (2, 2) if i > 0 and j == 0 else (1, 1)
+                x = ResNetBlock(64 * 2**i, conv, norm, strides)(x)
+        return nn.Dense(self.num_classes)(jnp.mean(x, axis=(1, 2)))
+
+
+class CNN(nnx.Module):
+    """The CNN of Flax's NNX MNIST tutorial: two 3x3 convs (1 -> 32 -> 64), average pooling, 3136 -> 256 -> 10
+    (``experiments/drop_in.py`` trains it on Fashion-MNIST)."""
+
+    def __init__(self, conv_general_dilated: Callable[..., jax.Array], *, rngs: nnx.Rngs) -> None:
+        self.conv1 = nnx.Conv(1, 32, (3, 3), conv_general_dilated=conv_general_dilated, rngs=rngs)
+        self.conv2 = nnx.Conv(32, 64, (3, 3), conv_general_dilated=conv_general_dilated, rngs=rngs)
+        self.linear1 = nnx.Linear(3136, 256, rngs=rngs)
+        self.linear2 = nnx.Linear(256, 10, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        pool = partial(nnx.avg_pool, window_shape=(2, 2), strides=(2, 2))
+        x = pool(nnx.relu(self.conv1(x)))
+        x = pool(nnx.relu(self.conv2(x)))
+        x = nnx.relu(self.linear1(x.reshape(x.shape[0], -1)))
+        return self.linear2(x)
+
+
 def flax_model(model: str, impl: str | None) -> nn.Module:
     """The Linen model, stock (``impl=None``: lax) or with jaxconv's ``impl`` plugged in."""
     if impl is None:
@@ -142,13 +210,17 @@ def flax_model(model: str, impl: str | None) -> nn.Module:
     else:
         conv = partial(nn.Conv, conv_general_dilated=partial(jc.conv_general_dilated, impl=impl))
         transpose = partial(jc.conv_transpose, impl=impl)
+    if model == "resnet18":
+        return ResNet18(conv)
     return MobileNetStack(conv) if model == "mobilenet_v2" else UNetDecoder(conv, transpose)
 
 
-def batch_shapes(model: str, batch: int) -> dict[str, tuple[int, ...]]:
-    """The inputs' NHWC shapes."""
+def batch_shapes(model: str, batch: int, size: int = 64) -> dict[str, tuple[int, ...]]:
+    """The inputs' NHWC shapes (``size``: ResNet-18's image side)."""
     if model == "mobilenet_v2":
         return {"x": (batch, 112, 112, MOBILENET_BLOCKS[0][0])}
+    if model == "resnet18":
+        return {"x": (batch, size, size, 3)}
     size, shapes = 8, {"x": (batch, 8, 8, UNET_UPS[0][0])}
     for i, (_, out) in enumerate(UNET_UPS):
         size *= 2
@@ -158,11 +230,11 @@ def batch_shapes(model: str, batch: int) -> dict[str, tuple[int, ...]]:
 
 def _flax_step(
     model: str, impl: str | None, inputs: dict[str, jax.Array], labels: jax.Array
-) -> tuple[Callable, Any]:
+) -> tuple[jax.stages.Wrapped, Any]:
     """A jitted ``step(state) -> (state, loss)`` of SGD with momentum, and its first state."""
     net = flax_model(model, impl)
     args = (
-        (inputs["x"],) if model == "mobilenet_v2" else (inputs["x"], [inputs[f"skip{i}"] for i in range(3)])
+        (inputs["x"],) if model != "unet_decoder" else (inputs["x"], [inputs[f"skip{i}"] for i in range(3)])
     )
     variables = net.init(jax.random.key(0), *args)
     tx = optax.sgd(0.01, momentum=0.9)
@@ -246,6 +318,8 @@ def torch_model(model: str) -> Any:
                 x = up(x, skip)
             return self.outc(x)
 
+    if model == "resnet18":
+        return torch_peer.torchvision().models.resnet18(num_classes=10)
     return TorchMobileNetStack() if model == "mobilenet_v2" else TorchUNetDecoder()
 
 
@@ -264,7 +338,7 @@ def _torch_step(
 
     def step() -> float:
         opt.zero_grad(set_to_none=True)
-        if model == "mobilenet_v2":
+        if model != "unet_decoder":
             out = net(inputs["x"])
         else:
             out = net(inputs["x"], [inputs[f"skip{i}"] for i in range(3)])
@@ -286,26 +360,44 @@ def run(
     steps_per_round: int = 2,
     impls: Sequence[str] = ("auto",),
     with_torch: bool | None = None,
+    size: int = 64,
+    table: str | os.PathLike[str] | None = None,
 ) -> dict:
     """Times each contestant's training step in interleaved rounds; returns the per-round seconds, the
-    medians and the per-round speed-ups over stock Flax and PyTorch."""
-    if model not in ("mobilenet_v2", "unet_decoder"):
-        raise ValueError(f"run: model must be 'mobilenet_v2' or 'unet_decoder', got {model!r}")
+    medians and the per-round speed-ups over stock Flax and PyTorch.
+
+    ``impls`` are jaxconv's impls to plug in, plus ``"rule"`` (``auto`` as the hand-written rule picks,
+    whatever a tuning table says) and ``"tuned"`` (``auto`` after :func:`jaxconv.tune` measured this
+    step's calls into ``table``, default ``runs/model_race/tuning.json``); the tuning runs before any
+    contestant compiles, and its report and seconds are in the result.
+    """
+    if model not in MODELS:
+        raise ValueError(f"run: model must be one of {MODELS}, got {model!r}")
     with_torch = torch_peer.available() if with_torch is None else with_torch
-    shapes = batch_shapes(model, batch)
+    shapes = batch_shapes(model, batch, size)
     keys = jax.random.split(jax.random.key(1), len(shapes) + 1)
     inputs = {k: jax.random.normal(key, s) for (k, s), key in zip(shapes.items(), keys, strict=False)}
-    label_shape = (batch,) if model == "mobilenet_v2" else (batch, *[s for s in shapes.values()][-1][1:3])
+    label_shape = (batch,) if model != "unet_decoder" else (batch, *[s for s in shapes.values()][-1][1:3])
     labels_np = np.random.default_rng(0).integers(
-        0, 10 if model == "mobilenet_v2" else UNET_CLASSES, label_shape
+        0, 10 if model != "unet_decoder" else UNET_CLASSES, label_shape
     )
     labels = jnp.asarray(labels_np, jnp.int32)
+    tuning = {}
+    if "tuned" in impls:  # before anything compiles: tuning clears JAX's caches
+        table = Path(table or "runs/model_race/tuning.json")
+        step, state = _flax_step(model, "auto", inputs, labels)
+        start = time.perf_counter()
+        report = Tuner(table=table).tune(step, state)
+        tuning = {"seconds": time.perf_counter() - start, "table": str(table), "report": report.to_markdown()}
+        print(report)
     contestants: dict[str, Callable[[], Any]] = {}
     states: dict[str, Any] = {}
     first_loss: dict[str, float] = {}  # the same weights and batch: stock and plugged-in agree
     for name, impl in (("stock Flax", None), *((f"jaxconv {i}", i) for i in impls)):
-        step, state = _flax_step(model, impl, inputs, labels)
-        state, loss = step(state)  # compiles
+        with picks(impl, table):
+            step, state = _flax_step(model, "auto" if impl in ("rule", "tuned") else impl, inputs, labels)
+            step = step.lower(state).compile()  # ahead of time: the picks of this context, kept
+        state, loss = step(state)
         first_loss[name] = float(loss)
         states[name] = state
 
@@ -345,7 +437,17 @@ def run(
         "seconds": seconds,
         "step_ms": step_ms,
         "speedups": speedups,
+        "tuning": tuning,
     }
+
+
+def picks(impl: str | None, table: str | os.PathLike[str] | None) -> contextlib.AbstractContextManager:
+    """Where a contestant's step is traced: ``"rule"`` under the rule alone, ``"tuned"`` reading ``table``."""
+    if impl == "rule":
+        return lookup.rule_only()
+    if impl == "tuned":
+        return use_table(table or "runs/model_race/tuning.json")
+    return contextlib.nullcontext()
 
 
 def format_result(result: dict) -> str:
@@ -366,20 +468,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m jaxconv.bench.model_race", description=(__doc__ or "").split("\n")[0]
     )
-    parser.add_argument("--model", choices=("mobilenet_v2", "unet_decoder"), default="mobilenet_v2")
+    parser.add_argument("--model", choices=MODELS, default="mobilenet_v2")
     parser.add_argument(
-        "--batch", type=int, default=None, help="default: 32 (mobilenet_v2), 8 (unet_decoder)"
+        "--batch", type=int, default=None, help="default: 32 (mobilenet_v2, resnet18), 8 (unet_decoder)"
     )
+    parser.add_argument("--size", type=int, default=64, help="resnet18's image side (default 64)")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--impls", default="auto", help="comma-separated jaxconv impls to plug in")
+    parser.add_argument("--impls", default="auto",
+                        help="comma-separated jaxconv impls to plug in; also 'rule' and 'tuned' (auto as the "
+                             "rule picks, and after jaxconv.tune)")  # fmt: skip
+    parser.add_argument("--table", default=None, help="the tuning table of 'tuned' (default OUT/tuning.json)")
     parser.add_argument("--out", default="runs/model_race", help="folder for MODEL.json")
     args = parser.parse_args(argv)
-    batch = args.batch or (32 if args.model == "mobilenet_v2" else 8)
-    result = run(args.model, batch, args.rounds, impls=tuple(args.impls.split(",")))
+    batch = args.batch or (8 if args.model == "unet_decoder" else 32)
+    table = args.table or str(Path(args.out) / "tuning.json")
+    result = run(
+        args.model, batch, args.rounds, impls=tuple(args.impls.split(",")), size=args.size, table=table
+    )
     print(format_result(result))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.model}.json").write_text(json.dumps(result, indent=2, default=float))
+    name = args.model if args.model != "resnet18" else f"resnet18-{args.size}px-b{batch}"
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2, default=float))
     return 0
 
 

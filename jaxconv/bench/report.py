@@ -34,8 +34,9 @@ def _with_rounds(row: dict, key: str) -> str:
 
 def format_table(result: dict) -> str:
     """A plain-text table: one line per shape x implementation."""
+    runs = max([18, *(len(r["runs"]) for r in result["rows"])])  # a tuned pick names the rule's beside it
     head = (
-        f"{'shape':<22} {'impl':<15} {'runs':<18} {'fwd ms':>8} {'fwd+bwd ms':>11} {'GFLOP/s':>8} "
+        f"{'shape':<22} {'impl':<15} {'runs':<{runs}} {'fwd ms':>8} {'fwd+bwd ms':>11} {'GFLOP/s':>8} "
         f"{'% peak':>7} {'vs xla':>7} {'vs torch (rounds)':>17} {'vs torch NHWC':>17} {'compile s':>9} "
         f"{'rel err':>8} "
         f"{'bf16 err':>8}"
@@ -54,7 +55,7 @@ def format_table(result: dict) -> str:
 
     for r in result["rows"]:
         lines.append(
-            f"{r['shape']:<22} {r['impl']:<15} {r['runs']:<18} {r['forward_ms']:>8.1f} "
+            f"{r['shape']:<22} {r['impl']:<15} {r['runs']:<{runs}} {r['forward_ms']:>8.1f} "
             f"{r['forward_backward_ms']:>11.1f} {r['forward_backward_gflops']:>8.1f} "
             f"{100 * r['peak_fraction']:>6.1f}% {num(r['speedup_vs_xla'], '.2f'):>7} "
             f"{_with_rounds(r, 'speedup_vs_torch'):>17} {_with_rounds(r, 'speedup_vs_torch_nhwc'):>17} "

@@ -23,28 +23,12 @@ from flax import nnx
 from jax import lax
 
 import jaxconv as jc
-from jaxconv.bench.rounds import paired_speedups, round_orders
+from jaxconv.bench.model_race import CNN
 from jaxconv.experiments.common import save
+from jaxconv.timing.rounds import paired_speedups, round_orders
 from jaxconv.train.data import load_fashion_mnist
 
 STOCK = "stock nnx.Conv (lax)"
-
-
-class CNN(nnx.Module):
-    """The CNN of Flax's NNX MNIST tutorial: two 3x3 convs (1 -> 32 -> 64), average pooling, 3136 -> 256 -> 10."""
-
-    def __init__(self, conv_general_dilated: Callable[..., jax.Array], *, rngs: nnx.Rngs) -> None:
-        self.conv1 = nnx.Conv(1, 32, (3, 3), conv_general_dilated=conv_general_dilated, rngs=rngs)
-        self.conv2 = nnx.Conv(32, 64, (3, 3), conv_general_dilated=conv_general_dilated, rngs=rngs)
-        self.linear1 = nnx.Linear(3136, 256, rngs=rngs)
-        self.linear2 = nnx.Linear(256, 10, rngs=rngs)
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        pool = partial(nnx.avg_pool, window_shape=(2, 2), strides=(2, 2))
-        x = pool(nnx.relu(self.conv1(x)))
-        x = pool(nnx.relu(self.conv2(x)))
-        x = nnx.relu(self.linear1(x.reshape(x.shape[0], -1)))
-        return self.linear2(x)
 
 
 def _contestants(impls: tuple[str, ...]) -> dict[str, Callable[..., jax.Array]]:

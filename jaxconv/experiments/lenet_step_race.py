@@ -9,7 +9,7 @@ SGD 0.9); the medians over rounds and their ratios are reported, and drift hits 
 alike. Each ratio is also taken round by round, within seconds, and its median and middle half
 across the rounds are printed: how far the host's state of the moment moves it. The order changes
 each round so that each contestant runs after every other equally often
-(:func:`jaxconv.bench.rounds.round_orders`; n rounds balance an even number n of contestants, 2n an odd one): a JAX step right after
+(:func:`jaxconv.timing.rounds.round_orders`; n rounds balance an even number n of contestants, 2n an odd one): a JAX step right after
 PyTorch's runs slower. Compilation happens before the first round. PyTorch runs when
 ``torch`` is importable (``pip install torch==2.13.0``).
 """
@@ -28,9 +28,9 @@ import numpy as np
 
 from jaxconv import host_memory
 from jaxconv.bench import torch_peer
-from jaxconv.bench.rounds import paired_speedups, round_orders
 from jaxconv.experiments.common import save
 from jaxconv.experiments.lenet_benchmark import torch_book_net
+from jaxconv.timing.rounds import paired_speedups, round_orders
 from jaxconv.train import TrainConfig, create_train_state, make_steps, step_compiler_options
 from jaxconv.train.data import FashionMNIST, load_fashion_mnist
 from jaxconv.train.loop import dispatches
@@ -96,7 +96,7 @@ def race(data: FashionMNIST, rounds: int = 12, steps: int = 30, batch_size: int 
     Returns ``{"images_per_second": {name: median}, "round_seconds": {name: [...]},
     "ratios": {...}, "round_ratios": {...}, "compiler_options": {jax contestant: XLA options}, ...}``:
     ``ratios`` divide the medians' rates, ``round_ratios`` summarise the same ratio taken round by
-    round (:func:`jaxconv.bench.rounds.paired_speedups`); ``with_torch`` is ignored (no PyTorch column) when
+    round (:func:`jaxconv.timing.rounds.paired_speedups`); ``with_torch`` is ignored (no PyTorch column) when
     torch is not installed.
     """
     if rounds < 1 or steps < 1 or batch_size < 1:

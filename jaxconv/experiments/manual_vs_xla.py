@@ -25,10 +25,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import jaxconv as jc
-from jaxconv.bench.rounds import round_orders
 from jaxconv.experiments.common import save
 from jaxconv.impls import INTERPRETED_ON_CPU
 from jaxconv.nn import LeNet
+from jaxconv.timing.rounds import round_orders
 
 
 def _race(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:

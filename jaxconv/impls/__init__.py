@@ -29,6 +29,7 @@ from jaxconv.impls import auto, band, common, manual, pallas, phases, stencil, t
 from jaxconv.impls.platform import BACKEND_OF, per_platform
 from jaxconv.layout import spatial_widths
 from jaxconv.spec import ConvSpec, PoolSpec
+from jaxconv.tuning import calls, lookup
 
 ConvCore = Callable[..., jax.Array]
 PoolCore = Callable[..., jax.Array]
@@ -150,21 +151,24 @@ def spread(x: jax.Array, spec: ConvSpec) -> tuple[jax.Array, ConvSpec]:
 def conv(
     impl: str, x: jax.Array, w: jax.Array, b: jax.Array | None, spec: ConvSpec, *, precision: Precision = None
 ) -> jax.Array:
-    """Runs the convolution ``spec`` describes through the core ``impl`` names. ``"auto"`` runs the core
-    :func:`jaxconv.impls.auto.conv_impl` picks on the platform the computation is lowered for.
+    """Runs the convolution ``spec`` describes through the core ``impl`` names. ``"auto"`` runs, on the
+    platform the computation is lowered for, the tuning table's winner for the call
+    (:mod:`jaxconv.tuning.lookup`), else the core :func:`jaxconv.impls.auto.conv_impl` picks.
 
     No core takes an input dilation or a crop. A transposed convolution (a spread input at unit stride)
     runs as ordinary convolutions of its phases (:func:`jaxconv.impls.phases.transposed`) under every
     hand-written impl, and under ``auto`` on CPU. Otherwise (and under ``xla``) the input is spread and
     padded first (:func:`spread`).
     """
+    pass_ = calls.record("conv", spec, impl, x, w, b)
     if impl != "auto":
         why = REGISTRY[impl].refusal(impl, spec)
         if why is not None:
             raise ValueError(f"conv: {why}")
         return _run(impl, "cpu", x, w, b, spec, precision)
     runs = {
-        platform: (lambda x, w, *bias, backend=backend: _run("auto", backend, x, w, bias[0] if bias else None,
+        platform: (lambda x, w, *bias, backend=backend: _run(_tuned_or_auto(backend, "conv", spec, pass_),
+                                                             backend, x, w, bias[0] if bias else None,
                                                              spec, precision))
         for platform, backend in BACKEND_OF.items()
     }  # fmt: skip
@@ -183,11 +187,22 @@ def _run(impl: str, backend: str, x: jax.Array, w: jax.Array, b: jax.Array | Non
     return REGISTRY[pick].conv(x, w, b, spec=spec, precision=precision)
 
 
+def _tuned_or_auto(backend: str, op: str, spec: ConvSpec | PoolSpec, pass_: str) -> str:
+    """The tuning table's winner for the call on ``backend`` (one this registry has), else ``"auto"``."""
+    tuned = lookup.tuned_impl(backend, op, spec, pass_)
+    return tuned if tuned in REGISTRY else "auto"
+
+
 def pool(impl: str, x: jax.Array, spec: PoolSpec) -> jax.Array:
     """Runs the pooling ``spec`` describes (the windows' max, or their sum) through ``impl``'s pooling core;
-    ``"auto"`` runs the core :func:`jaxconv.impls.auto.pool_impl` picks for the platform lowered for."""
+    ``"auto"`` runs, for the platform lowered for, the tuning table's winner, else the core
+    :func:`jaxconv.impls.auto.pool_impl` picks."""
+    pass_ = calls.record("pool", spec, impl, x)
     if impl != "auto":
         return REGISTRY[impl].pool(x, spec=spec)
-    picks = {platform: auto.pool_impl(backend, spec) for platform, backend in BACKEND_OF.items()}
+    picks = {}
+    for platform, backend in BACKEND_OF.items():
+        tuned = _tuned_or_auto(backend, "pool", spec, pass_)
+        picks[platform] = auto.pool_impl(backend, spec) if tuned == "auto" else tuned
     runs = {pick: (lambda x, core=REGISTRY[pick].pool: core(x, spec=spec)) for pick in set(picks.values())}
     return per_platform({p: runs[pick] for p, pick in picks.items()}, x)

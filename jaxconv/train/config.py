@@ -24,7 +24,7 @@ APIS = ("linen", "nnx")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 # Fields that may change between a run and its resumption.
-RESUMABLE = ("epochs", "resume", "progress", "data_dir", "out", "devices", "steps_per_dispatch")
+RESUMABLE = ("epochs", "resume", "progress", "data_dir", "out", "devices", "steps_per_dispatch", "tune")
 
 
 def _field(default: Any, help: str, **cli: Any) -> Any:
@@ -71,6 +71,9 @@ class TrainConfig:
     # Training steps per dispatch: >1 runs that many full batches as one lax.scan, the same steps with
     # less launch overhead per step (meant for accelerators, where a LeNet step is microseconds).
     steps_per_dispatch: int = _field(1, "training steps per dispatch (a lax.scan; for accelerators)")
+    # impl="auto" picks from a measurement of this run's own calls on this machine, kept in the tuning
+    # table for the next run (jaxconv.tune; docs/guide/tuning.md).
+    tune: bool = _field(False, "first time auto's candidates for the steps' calls here (jaxconv.tune)")
 
     def __post_init__(self) -> None:
         for name, choices in CHOICES.items():
@@ -88,7 +91,7 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: lr must be finite and > 0, got {self.lr!r}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"TrainConfig: momentum must be in [0, 1), got {self.momentum!r}")
-        for name in ("batch_norm", "resume", "progress", "cpu_compiler_options"):
+        for name in ("batch_norm", "resume", "progress", "cpu_compiler_options", "tune"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"TrainConfig: {name} must be a bool, got {getattr(self, name)!r}")
         if self.batch_norm and not MODELS[self.variant].batch_norm:

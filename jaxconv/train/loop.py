@@ -29,6 +29,7 @@ from jaxconv.train.config import RESUMABLE, TrainConfig
 from jaxconv.train.curves import plot_history
 from jaxconv.train.data import FashionMNIST, batch_indices, load_fashion_mnist
 from jaxconv.train.steps import Steps, TrainState, create_train_state, eval_step_at, make_steps
+from jaxconv.train.tune import tune_steps
 
 CHECK_EVERY = 50  # steps between checks for a diverged (NaN/inf) loss
 
@@ -233,6 +234,10 @@ def train_and_evaluate(config: TrainConfig, data: FashionMNIST | None = None) ->
     state = create_train_state(config, steps_per_epoch=-(-n_train // config.batch_size))
     state, done, history = _restore(config, state, out)
     state = jax.tree.map(lambda a: distributed.put(np.asarray(a), placed.mesh), state)
+    if config.tune:  # before the steps compile, so that they compile with the winners
+        start = time.perf_counter()
+        report = tune_steps(config, train_examples=n_train, test_examples=placed.test[0].shape[0])
+        _say(main, f"{report}\ntuned auto's picks in {time.perf_counter() - start:.1f} s")
     compile_seconds = _compile_all(config, state, placed)
     _say(main, f"compiled train and eval steps in {compile_seconds:.2f} s on {placed.mesh.size} device(s)")
     for epoch in range(done + 1, config.epochs + 1):

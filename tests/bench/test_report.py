@@ -2,7 +2,8 @@
 
 import statistics
 
-from jaxconv.bench import report, rounds
+from jaxconv.bench import report
+from jaxconv.timing import rounds
 
 
 def _table_row(**speedups) -> dict:

@@ -1,4 +1,4 @@
-"""The timing rounds' design and their per-round speed-ups (jaxconv.bench.rounds)."""
+"""The timing rounds' design and their per-round speed-ups (jaxconv.timing.rounds)."""
 
 import itertools
 from collections import Counter
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jaxconv.bench.rounds import paired_speedups, round_orders
+from jaxconv.timing.rounds import paired_speedups, round_orders
 
 
 @given(n=st.integers(1, 12), extra=st.integers(0, 5))

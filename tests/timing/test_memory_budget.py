@@ -5,7 +5,7 @@ import os
 import jax
 import jax.numpy as jnp
 
-from jaxconv.bench import memory_budget
+from jaxconv.timing import memory_budget
 
 
 def test_footprint_is_xla_buffer_assignment():

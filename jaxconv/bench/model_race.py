@@ -58,6 +58,9 @@ EXPANSION = 6
 UNET_UPS = ((256, 128), (128, 64), (64, 32))
 UNET_CLASSES = 2
 RESNET18_STAGES = (2, 2, 2, 2)
+# Idle time before each contestant's turn: PyTorch's OpenMP workers spin on the cores after its call
+# and slow a JAX step that starts at once (docs/performance.md, "The other modules"); a pause ends that.
+PAUSE_SECONDS = 0.05
 MODELS = ("mobilenet_v2", "unet_decoder", "resnet18")
 
 
@@ -415,6 +418,7 @@ def run(
     seconds: dict[str, list[float]] = {name: [] for name in contestants}
     for order in round_orders(list(contestants), rounds):
         for name in order:
+            time.sleep(PAUSE_SECONDS)
             start = time.perf_counter()
             for _ in range(steps_per_round):
                 jax.block_until_ready(contestants[name]())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from jaxconv.spec import ConvSpec, PoolSpec
 from jaxconv.tuning import table
@@ -37,6 +37,26 @@ def rule_only() -> Iterator[None]:
         yield
     finally:
         _RULE_ONLY.reset(token)
+
+
+_PICKS: contextvars.ContextVar[Mapping[tuple[str, str, str], str] | None] = contextvars.ContextVar(
+    "jaxconv_picks", default=None
+)
+
+
+def pick_key(op: str, spec: ConvSpec | PoolSpec, pass_: str) -> tuple[str, str, str]:
+    return (op, spec.to_json(), pass_)
+
+
+@contextlib.contextmanager
+def with_picks(picks: Mapping[tuple[str, str, str], str]) -> Iterator[None]:
+    """Within the block, a call whose :func:`pick_key` is in ``picks`` runs that impl (``"auto"``: the rule's
+    pick), before any table: the tuner traces a step so with some picks changed, to time it in context."""
+    token = _PICKS.set(dict(picks))
+    try:
+        yield
+    finally:
+        _PICKS.reset(token)
 
 
 def set_miss_handler(handler: MissHandler) -> None:
@@ -65,7 +85,10 @@ def tuned_entry(backend: str, op: str, spec: ConvSpec | PoolSpec, pass_: str) ->
 
 
 def tuned_impl(backend: str, op: str, spec: ConvSpec | PoolSpec, pass_: str) -> str | None:
-    """:func:`tuned_entry`'s impl, or ``None``."""
+    """:func:`with_picks`'s pick for the call, else :func:`tuned_entry`'s impl, or ``None``."""
+    picks = _PICKS.get()
+    if picks is not None and pick_key(op, spec, pass_) in picks and _is_local(backend):
+        return picks[pick_key(op, spec, pass_)]
     entry = tuned_entry(backend, op, spec, pass_)
     return None if entry is None else entry.impl
 

@@ -14,21 +14,30 @@ import contextlib
 import contextvars
 import dataclasses
 import os
+import statistics
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 from tqdm.auto import tqdm
 
 from jaxconv.spec import ConvSpec, PoolSpec
 from jaxconv.timing.memory_budget import available_memory
+from jaxconv.timing.rounds import paired_speedups, round_orders
 from jaxconv.tuning import calls as calls_module
 from jaxconv.tuning import lookup, measure, table
 
 # Where the rule's pick times within this fraction of the fastest, the tuned pick stays the rule's: a
 # near-tie decided by a shared machine's noise would make two tunings of one model pick differently.
 RULE_MARGIN = 0.03
+# In the step check, a tuned pick stays only if the step without it runs more than this fraction slower.
+STEP_MARGIN = 0.01
+# Calls of the whole step per timing round: enough for this many seconds, so a short step is not noise.
+STEP_ROUND_SECONDS = 0.1
 
 
 def describe(op: str, spec: ConvSpec | PoolSpec) -> str:
@@ -82,10 +91,15 @@ class CallReport:
     source: str  # "tuned" (measured now), "table" (an earlier measurement), "rule", or "given"
     ms: Mapping[str, float] = dataclasses.field(default_factory=dict)
     rejected: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    pick: str = "auto"  # the impl auto runs: a registry name, or "auto" for the rule's own pick
 
     @property
     def call(self) -> str:
         return describe(self.op, self.spec)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return lookup.pick_key(self.op, self.spec, self.pass_)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +108,9 @@ class Report(Sequence[CallReport]):
 
     rows: tuple[CallReport, ...]
     table_path: Path | None = None
+    # The whole function timed in context (Tuner.in_context): each variant's median ms per call, and
+    # what it changed against the rule; empty where it was not timed.
+    step_ms: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     def __getitem__(self, index: int) -> CallReport:  # type: ignore[override]
         return self.rows[index]
@@ -123,6 +140,8 @@ class Report(Sequence[CallReport]):
         widths = [max(len(r[i]) for r in (head, *body)) for i in range(len(head) - 1)]
         lines = ["  ".join(cell.ljust(width) for cell, width in zip(r, widths, strict=False)) + "  " + r[-1]
                  for r in (head, *body)]  # fmt: skip
+        if self.step_ms:
+            lines.append("in the step (ms): " + ", ".join(f"{k} {v:.3g}" for k, v in self.step_ms.items()))
         if self.table_path is not None:
             lines.append(f"(tuning table: {self.table_path})")
         return "\n".join(line.rstrip() for line in lines)
@@ -150,6 +169,62 @@ def _distinct(seen: Sequence[calls_module.Call]) -> dict[calls_module.Call, int]
     return counts
 
 
+def _concrete(args: tuple, kwargs: dict) -> bool:
+    """Whether every leaf of the arguments is an array with data (not a ``jax.ShapeDtypeStruct``)."""
+    leaves = jax.tree.leaves((args, kwargs))
+    return all(isinstance(leaf, jax.Array | np.ndarray | np.generic | int | float | bool) for leaf in leaves)
+
+
+def _claimed_gain(row: CallReport) -> float:
+    """Milliseconds per call of ``fn`` that a row's tuned pick saved against the rule's, timed alone."""
+    rule = row.ms.get(measure.rule_impl(jax.default_backend(), row.op, row.spec))
+    return row.count * (rule - row.ms[row.pick]) if rule is not None and row.pick in row.ms else 0.0
+
+
+class _StepTimer:
+    """The whole function compiled under several sets of picks, and pairs of them timed in interleaved
+    rounds (each call of a round repeated to fill :data:`STEP_ROUND_SECONDS`)."""
+
+    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict,
+                 compiler_options: Mapping[str, str] | None, rounds: int) -> None:  # fmt: skip
+        self.fn, self.args, self.kwargs, self.rounds = fn, args, kwargs, rounds
+        self.options = dict(compiler_options or {})
+        self.runs: dict[str, tuple[Callable[[], Any], int]] = {}
+        self.ms: dict[str, float] = {}
+
+    def add(self, label: str, picks: Mapping[tuple[str, str, str], str]) -> None:
+        """Compiles ``fn`` under ``picks`` (a fresh trace: picks are read while tracing) and warms it up."""
+        jax.clear_caches()
+        with lookup.with_picks(picks):
+            lowered = jax.jit(self.fn, compiler_options=self.options).lower(*self.args, **self.kwargs)
+        compiled = lowered.compile()
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(*self.args, **self.kwargs))
+        repeat = max(1, int(STEP_ROUND_SECONDS / max(time.perf_counter() - start, 1e-6)))
+        self.runs[label] = (partial(_repeated, compiled, self.args, self.kwargs, repeat), repeat)
+
+    def ratio(self, reference: str, label: str) -> float:
+        """Times the two in interleaved rounds; the median per-round speed-up of ``label`` over
+        ``reference`` (> 1: ``label`` is faster). Each keeps its median of these rounds."""
+        seconds: dict[str, list[float]] = {reference: [], label: []}
+        for order in round_orders([reference, label], 2 * self.rounds):
+            for name in order:
+                run, repeat = self.runs[name]
+                start = time.perf_counter()
+                run()
+                seconds[name].append((time.perf_counter() - start) / repeat)
+        self.ms.update({name: 1e3 * statistics.median(s) for name, s in seconds.items()})
+        return paired_speedups(seconds[reference], seconds[label])["median"]
+
+    def medians(self) -> dict[str, float]:
+        """Each variant's median milliseconds per call of ``fn``, from the last rounds it ran in."""
+        return dict(self.ms)
+
+
+def _repeated(compiled: Any, args: tuple, kwargs: dict, repeat: int) -> None:
+    jax.block_until_ready([compiled(*args, **kwargs) for _ in range(repeat)])
+
+
 def _winner(result: measure.Measurement, rule: str) -> str | None:
     """The fastest candidate, or the rule's pick (a registry name, or ``"auto"`` for its phases) where it
     is within :data:`RULE_MARGIN` of the fastest."""
@@ -174,6 +249,9 @@ class Tuner:
       compiler_options: XLA options the candidates compile with (default: XLA's, as a plain ``jax.jit``).
       timer: ``timer(impl, run) -> seconds`` for one call (tests pass a fake one).
       free_memory: bytes free now, or ``None``; a candidate whose compiled footprint exceeds it is skipped.
+      in_context: where ``fn``'s arguments are concrete arrays, time the whole ``fn`` too and keep a tuned
+        pick only where the step runs faster with it than with the rule's (a call timed alone can win by
+        a margin it loses beside its neighbours).
     """
 
     rounds: int = 5
@@ -184,6 +262,7 @@ class Tuner:
     compiler_options: Mapping[str, str] | None = None
     timer: measure.Timer = measure.wall_time
     free_memory: Callable[[], int | None] = available_memory
+    in_context: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.rounds, int) or isinstance(self.rounds, bool) or self.rounds < 1:
@@ -213,8 +292,9 @@ class Tuner:
             rule = measure.rule_pick(backend, call.op, call.spec)
             if key in known:
                 entry = known[key]
-                rows.append(CallReport(call.op, call.spec, call.pass_, found[call], call.impl, rule,
-                                       entry.impl, "table", entry.ms, entry.rejected))  # fmt: skip
+                runs = rule if entry.impl == "auto" else entry.impl
+                rows.append(CallReport(call.op, call.spec, call.pass_, found[call], call.impl, rule, runs,
+                                       "table", entry.ms, entry.rejected, entry.impl))  # fmt: skip
                 continue
             result = measure.measure(call.op, call.spec, call.pass_, rounds=self.rounds, timer=self.timer,
                                      free_memory=self.free_memory, compiler_options=self.compiler_options,
@@ -230,7 +310,7 @@ class Tuner:
             )
             runs = rule if winner == "auto" else winner
             rows.append(CallReport(call.op, call.spec, call.pass_, found[call], call.impl, rule, runs,
-                                   "tuned", ms, result.rejected))  # fmt: skip
+                                   "tuned", ms, result.rejected, winner))  # fmt: skip
         for call, count in found.items():
             if call.impl != "auto":
                 rows.append(
@@ -249,8 +329,65 @@ class Tuner:
         jax.clear_caches()  # so that jitted functions inside fn run their Python, and are seen
         with table.use_table(self.path):
             report = self.tune_calls(_distinct(_trace(fn, args, kwargs)))
+            if self.in_context and _concrete(args, kwargs):
+                report = self._in_context(report, fn, args, kwargs)
         jax.clear_caches()  # so that fn, traced again, runs the winners
         return report
+
+    def _in_context(self, report: Report, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Report:
+        """Times the whole ``fn`` with the picks just tuned against the rule's, then, one call at a time
+        (the biggest claimed gain first), with that call's pick turned back to the rule's and turned to
+        its runner-up alone; the call keeps whichever makes the step fastest, the rule's on a tie within
+        :data:`STEP_MARGIN` (a call timed alone can win by a margin it loses beside its neighbours).
+        Writes the changed picks; picks already in the table are left as they are."""
+        backend = jax.default_backend()
+        changed = [row for row in report if row.source == "tuned"
+                   and row.pick != measure.rule_impl(backend, row.op, row.spec)]  # fmt: skip
+        if not changed:
+            return report
+        picks = {row.key: row.pick for row in changed}
+        timer = _StepTimer(fn, args, kwargs, self.compiler_options, self.rounds)
+        timer.add("rule", {key: "auto" for key in picks})
+        timer.add("tuned", picks)
+        timer.ratio("rule", "tuned")
+        best, moved = "tuned", {}
+        for row in sorted(changed, key=lambda r: -_claimed_gain(r)):
+            rule = measure.rule_impl(backend, row.op, row.spec)
+            runner_up = [n for n in sorted(row.ms, key=row.ms.__getitem__) if n not in (row.pick, rule)][:1]
+            for alternative in ["auto", *runner_up]:
+                label = f"{row.call} as {'the rule' if alternative == 'auto' else alternative}"
+                trial = {**picks, row.key: alternative}
+                timer.add(label, trial)
+                # The rule's pick needs only to be no slower; another impl, faster.
+                needed = 1 - STEP_MARGIN if alternative == "auto" else 1 + STEP_MARGIN
+                if timer.ratio(best, label) >= needed:
+                    picks, best = trial, label
+            if picks[row.key] != row.pick:
+                moved[row.key] = picks[row.key]
+        step_ms = timer.medians()
+        if moved:
+            self._move(report, moved, step_ms)
+        rows = []
+        for row in report:
+            if row.key in moved:
+                pick = moved[row.key]
+                runs = row.rule if pick == "auto" else pick
+                row = dataclasses.replace(row, runs=runs, pick=pick, source="tuned in the step")
+            rows.append(row)
+        return Report(tuple(rows), report.table_path, step_ms)
+
+    def _move(self, report: Report, moved: Mapping[tuple[str, str, str], str],
+              step_ms: Mapping[str, float]) -> None:  # fmt: skip
+        """Writes the picks the step check changed, each with why its first pick lost."""
+        where = table.machine(jax.default_backend())
+        if not self.save or where is None:
+            return
+        times = ", ".join(f"{label} {ms:.3g}" for label, ms in step_ms.items())
+        why = f"slower in the step it was tuned in (ms: {times})"
+        entries = [table.Entry(where, row.op, row.spec, row.pass_, moved[row.key], row.ms,
+                               {**row.rejected, row.pick: why})
+                   for row in report if row.key in moved]  # fmt: skip
+        table.write(self.path, entries)
 
 
 def tune(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Report:

@@ -41,7 +41,7 @@ def test_tune_collects_each_distinct_call_with_its_pass_and_how_often(tmp_path):
         jax.eval_shape(fn, W, X)
     assert [(c.impl, c.pass_) for c in seen] == [("auto", "forward+backward"), ("auto", "forward"),
                                                  ("auto", "forward"), ("im2col", "forward")]  # fmt: skip
-    report = Tuner(table=tmp_path / "t.json", timer=fake_timer({}), rounds=1, progress=False).tune(fn, W, X)
+    report = Tuner(table=tmp_path / "t.json", timer=fake_timer({}), rounds=1, progress=False, in_context=False).tune(fn, W, X)
     rows = {(row.pass_, row.source): row for row in report}
     assert rows[("forward", "tuned")].count == 2 and rows[("forward", "given")].runs == "im2col"
     assert rows[("forward+backward", "tuned")].count == 1
@@ -51,7 +51,7 @@ def test_tune_collects_each_distinct_call_with_its_pass_and_how_often(tmp_path):
 def test_the_fake_timers_winner_is_written_and_auto_runs_it(tmp_path, monkeypatch):
     path = tmp_path / "t.json"
     fast = {"shift_add": 0.001}
-    report = Tuner(table=path, timer=fake_timer(fast), rounds=3, progress=False).tune(jax.grad(loss), W, X)
+    report = Tuner(table=path, timer=fake_timer(fast), rounds=3, progress=False, in_context=False).tune(jax.grad(loss), W, X)
     assert [row.runs for row in report] == ["shift_add", "shift_add"]
     assert all(row.ms["shift_add"] == 1.0 and row.source == "tuned" for row in report)
     traced = []
@@ -65,14 +65,14 @@ def test_the_fake_timers_winner_is_written_and_auto_runs_it(tmp_path, monkeypatc
     assert traced  # auto ran shift_add's core
     np.testing.assert_allclose(grads, jax.grad(loss)(W, X), rtol=1e-5, atol=1e-4)
     # A second tune finds the entries and times nothing.
-    again = Tuner(table=path, timer=fake_timer({}), progress=False).tune(jax.grad(loss), W, X)
+    again = Tuner(table=path, timer=fake_timer({}), progress=False, in_context=False).tune(jax.grad(loss), W, X)
     assert [row.source for row in again] == ["table", "table"]
 
 
 def test_the_rule_keeps_a_near_tie(tmp_path):
     spec_rule = jc.explain(lambda x, w: jc.conv2d(x, w, padding=1), X, W)[0].rule
     near = {spec_rule: 1.02, "im2col": 1.0, "xla": 1.0}
-    report = Tuner(table=tmp_path / "t.json", timer=fake_timer(near), rounds=1, progress=False).tune(
+    report = Tuner(table=tmp_path / "t.json", timer=fake_timer(near), rounds=1, progress=False, in_context=False).tune(
         lambda x, w: jc.conv2d(x, w, padding=1), X, W)  # fmt: skip
     assert report[0].runs == spec_rule != "im2col"
 
@@ -142,12 +142,12 @@ def test_tune_refuses_a_corrupt_table_before_timing_and_leaves_it(tmp_path):
     path.write_text("garbage")
     timed = []
     with pytest.raises(table.TableError, match="not a readable"):
-        Tuner(table=path, timer=lambda impl, run: timed.append(impl) or 1.0, progress=False).tune(loss, W, X)
+        Tuner(table=path, timer=lambda impl, run: timed.append(impl) or 1.0, progress=False, in_context=False).tune(loss, W, X)
     assert timed == [] and path.read_text() == "garbage"
 
 
 def test_the_report_prints_as_a_table(tmp_path):
-    report = Tuner(table=tmp_path / "t.json", timer=fake_timer({"banded": 0.5}), rounds=1, progress=False).tune(
+    report = Tuner(table=tmp_path / "t.json", timer=fake_timer({"banded": 0.5}), rounds=1, progress=False, in_context=False).tune(
         jax.grad(loss), W, X)  # fmt: skip
     text = str(report)
     assert text.splitlines()[0].split()[:3] == ["call", "pass", "n"]
@@ -161,3 +161,63 @@ def test_tuner_options_are_checked(bad, error):
         Tuner(**bad)
     with pytest.raises(TypeError, match="callable"):
         jc.tune(3)
+
+
+class FakeStepTimer:
+    """The whole step's timer with made-up medians: each variant's ms is given by the tuned picks it has."""
+
+    def __init__(self, cost):
+        self.cost, self.ms = cost, {}
+
+    def __call__(self, fn, args, kwargs, options, rounds):
+        return self
+
+    def add(self, label, picks):
+        self.ms[label] = sum(self.cost(key, impl) for key, impl in picks.items())
+        return self.ms[label]
+
+    def ratio(self, reference, label):
+        return self.ms[reference] / self.ms[label]
+
+    def medians(self):
+        return dict(self.ms)
+
+
+def _two_convs(x, w):
+    return jc.conv2d(jc.conv2d(x, w, padding=1), w[:, :1].repeat(8, axis=1), padding=1)
+
+
+def test_in_the_step_a_tuned_pick_that_loses_there_goes_back_to_the_rule(tmp_path, monkeypatch):
+    from jaxconv.tuning import tuner
+
+    # Alone, im2col wins both calls; in the step, the second call's im2col costs more than the rule's pick.
+    def cost(key, impl):
+        second = '"in_channels":8' in key[1]
+        return {"auto": 10.0, "im2col": 12.0 if second else 5.0}.get(impl, 11.0)
+
+    monkeypatch.setattr(tuner, "_StepTimer", FakeStepTimer(cost))
+    path = tmp_path / "t.json"
+    report = Tuner(table=path, timer=fake_timer({"im2col": 0.1}), rounds=1, progress=False).tune(_two_convs, X, W)
+    assert [(row.spec.in_channels, row.pick, row.source) for row in report] == [
+        (3, "im2col", "tuned"), (8, "auto", "tuned in the step")]  # fmt: skip
+    assert report.step_ms["rule"] == 20.0 and report.step_ms["tuned"] == 17.0
+    entries = {e.spec.in_channels: e for e in table.read(path)}
+    assert entries[3].impl == "im2col" and entries[8].impl == "auto"
+    assert "slower in the step" in entries[8].rejected["im2col"]
+    with table.use_table(path):
+        assert [row.source for row in jc.explain(_two_convs, X, W)] == ["table", "table"]
+        assert jc.explain(_two_convs, X, W)[1].runs == jc.explain(_two_convs, X, W)[1].rule
+
+
+def test_the_step_check_needs_concrete_arguments_and_can_be_turned_off(tmp_path, monkeypatch):
+    from jaxconv.tuning import tuner
+
+    timers = []
+    monkeypatch.setattr(tuner, "_StepTimer", lambda *a: timers.append(a) or FakeStepTimer(lambda k, i: 1.0))
+    abstract = jax.ShapeDtypeStruct(X.shape, X.dtype), jax.ShapeDtypeStruct(W.shape, W.dtype)
+    options = dict(timer=fake_timer({"im2col": 0.1}), rounds=1, progress=False, save=False)
+    Tuner(**options).tune(_two_convs, *abstract)
+    Tuner(**options, in_context=False).tune(_two_convs, X, W)
+    assert timers == []
+    Tuner(**options).tune(_two_convs, X, W)
+    assert len(timers) == 1

@@ -45,6 +45,7 @@ from flax import nnx
 from jax import lax
 
 import jaxconv as jc
+from jaxconv import nn as jnn
 from jaxconv.bench import torch_peer
 from jaxconv.timing.rounds import paired_speedups, round_orders
 from jaxconv.tuning import lookup
@@ -172,6 +173,7 @@ class ResNet18(nn.Module):
     """``ResNet18`` of Flax's ImageNet example (``ResNet`` with stage sizes 2, 2, 2, 2), training mode."""
 
     conv: Callable[..., nn.Module]
+    max_pool: Callable[..., jax.Array] = nn.max_pool
     num_classes: int = 10
 
     @nn.compact
@@ -180,7 +182,7 @@ class ResNet18(nn.Module):
         norm = partial(nn.BatchNorm, use_running_average=False, momentum=0.9, epsilon=1e-5)
         x = conv(64, (7, 7), (2, 2), padding=[(3, 3), (3, 3)], name="conv_init")(x)
         x = nn.relu(norm(name="bn_init")(x))
-        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+        x = self.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
         for i, block_size in enumerate(RESNET18_STAGES):
             for j in range(block_size):
                 strides = (2, 2) if i > 0 and j == 0 else (1, 1)
@@ -213,8 +215,8 @@ def flax_model(model: str, impl: str | None) -> nn.Module:
     else:
         conv = partial(nn.Conv, conv_general_dilated=partial(jc.conv_general_dilated, impl=impl))
         transpose = partial(jc.conv_transpose, impl=impl)
-    if model == "resnet18":
-        return ResNet18(conv)
+    if model == "resnet18":  # its max pool too: jaxconv.nn.max_pool has nn.max_pool's signature
+        return ResNet18(conv, nn.max_pool if impl is None else partial(jnn.max_pool, impl=impl))
     return MobileNetStack(conv) if model == "mobilenet_v2" else UNetDecoder(conv, transpose)
 
 

@@ -8,3 +8,4 @@ from jaxconv.nn.lenet import LeNet as LeNet
 from jaxconv.nn.lenet import count_params as count_params
 from jaxconv.nn.lenet import format_summary as format_summary
 from jaxconv.nn.lenet import summary as summary
+from jaxconv.nn.pooling import max_pool as max_pool

@@ -17,7 +17,9 @@ from jaxconv import nn as jnn
     impl=st.sampled_from(["auto", "xla", "shift_add", "im2col"]),
 )  # fmt: skip
 def test_max_pool_equals_flax_forward_and_backward(size, window, stride, padding, impl):
-    x = jnp.asarray(np.random.default_rng(size).permutation(2 * size * size * 3).reshape(2, size, size, 3), jnp.float32)
+    x = jnp.asarray(
+        np.random.default_rng(size).permutation(2 * size * size * 3).reshape(2, size, size, 3), jnp.float32
+    )
     args = ((window, window), (stride, stride), padding)
     ours, flax = jnn.max_pool(x, *args, impl=impl), nn.max_pool(x, *args)
     np.testing.assert_array_equal(ours, flax)

@@ -36,7 +36,9 @@ def test_train_tune_tunes_before_compiling(tiny_fashion, tmp_path, monkeypatch, 
     from jaxconv.train import loop
 
     seen = []
-    monkeypatch.setattr(loop, "tune_steps", lambda config, **sizes: seen.append(sizes) or jc.tuning.tuner.Report(()))
+    monkeypatch.setattr(
+        loop, "tune_steps", lambda config, **sizes: seen.append(sizes) or jc.tuning.tuner.Report(())
+    )
     config = TrainConfig(epochs=1, data_dir=str(tiny_fashion), out=str(tmp_path / "run"), tune=True,
                          batch_size=128, eval_batch_size=100, progress=False)  # fmt: skip
     train_and_evaluate(config)

@@ -41,7 +41,9 @@ def test_tune_collects_each_distinct_call_with_its_pass_and_how_often(tmp_path):
         jax.eval_shape(fn, W, X)
     assert [(c.impl, c.pass_) for c in seen] == [("auto", "forward+backward"), ("auto", "forward"),
                                                  ("auto", "forward"), ("im2col", "forward")]  # fmt: skip
-    report = Tuner(table=tmp_path / "t.json", timer=fake_timer({}), rounds=1, progress=False, in_context=False).tune(fn, W, X)
+    report = Tuner(
+        table=tmp_path / "t.json", timer=fake_timer({}), rounds=1, progress=False, in_context=False
+    ).tune(fn, W, X)
     rows = {(row.pass_, row.source): row for row in report}
     assert rows[("forward", "tuned")].count == 2 and rows[("forward", "given")].runs == "im2col"
     assert rows[("forward+backward", "tuned")].count == 1
@@ -51,7 +53,9 @@ def test_tune_collects_each_distinct_call_with_its_pass_and_how_often(tmp_path):
 def test_the_fake_timers_winner_is_written_and_auto_runs_it(tmp_path, monkeypatch):
     path = tmp_path / "t.json"
     fast = {"shift_add": 0.001}
-    report = Tuner(table=path, timer=fake_timer(fast), rounds=3, progress=False, in_context=False).tune(jax.grad(loss), W, X)
+    report = Tuner(table=path, timer=fake_timer(fast), rounds=3, progress=False, in_context=False).tune(
+        jax.grad(loss), W, X
+    )
     assert [row.runs for row in report] == ["shift_add", "shift_add"]
     assert all(row.ms["shift_add"] == 1.0 and row.source == "tuned" for row in report)
     traced = []
@@ -65,7 +69,9 @@ def test_the_fake_timers_winner_is_written_and_auto_runs_it(tmp_path, monkeypatc
     assert traced  # auto ran shift_add's core
     np.testing.assert_allclose(grads, jax.grad(loss)(W, X), rtol=1e-5, atol=1e-4)
     # A second tune finds the entries and times nothing.
-    again = Tuner(table=path, timer=fake_timer({}), progress=False, in_context=False).tune(jax.grad(loss), W, X)
+    again = Tuner(table=path, timer=fake_timer({}), progress=False, in_context=False).tune(
+        jax.grad(loss), W, X
+    )
     assert [row.source for row in again] == ["table", "table"]
 
 
@@ -142,7 +148,9 @@ def test_tune_refuses_a_corrupt_table_before_timing_and_leaves_it(tmp_path):
     path.write_text("garbage")
     timed = []
     with pytest.raises(table.TableError, match="not a readable"):
-        Tuner(table=path, timer=lambda impl, run: timed.append(impl) or 1.0, progress=False, in_context=False).tune(loss, W, X)
+        Tuner(
+            table=path, timer=lambda impl, run: timed.append(impl) or 1.0, progress=False, in_context=False
+        ).tune(loss, W, X)
     assert timed == [] and path.read_text() == "garbage"
 
 
@@ -197,7 +205,9 @@ def test_in_the_step_a_tuned_pick_that_loses_there_goes_back_to_the_rule(tmp_pat
 
     monkeypatch.setattr(tuner, "_StepTimer", FakeStepTimer(cost))
     path = tmp_path / "t.json"
-    report = Tuner(table=path, timer=fake_timer({"im2col": 0.1}), rounds=1, progress=False).tune(_two_convs, X, W)
+    report = Tuner(table=path, timer=fake_timer({"im2col": 0.1}), rounds=1, progress=False).tune(
+        _two_convs, X, W
+    )
     assert [(row.spec.in_channels, row.pick, row.source) for row in report] == [
         (3, "im2col", "tuned"), (8, "auto", "tuned in the step")]  # fmt: skip
     assert report.step_ms["rule"] == 20.0 and report.step_ms["tuned"] == 17.0

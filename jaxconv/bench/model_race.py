@@ -233,23 +233,23 @@ def batch_shapes(model: str, batch: int, size: int = 64) -> dict[str, tuple[int,
     return shapes
 
 
-def _flax_step(
-    model: str, impl: str | None, inputs: dict[str, jax.Array], labels: jax.Array
-) -> tuple[jax.stages.Wrapped, Any]:
-    """A jitted ``step(state) -> (state, loss)`` of SGD with momentum, and its first state."""
-    net = flax_model(model, impl)
-    args = (
-        (inputs["x"],) if model != "unet_decoder" else (inputs["x"], [inputs[f"skip{i}"] for i in range(3)])
-    )
-    variables = net.init(jax.random.key(0), *args)
-    tx = optax.sgd(0.01, momentum=0.9)
+def linen_step(net: nn.Module, args: Sequence[Any], labels: jax.Array, tx: optax.GradientTransformation,
+               **apply: Any) -> tuple[Callable, Any]:  # fmt: skip
+    """An unjitted ``step(state) -> (state, loss)`` of ``tx`` on ``net``'s cross-entropy over ``args``
+    (batch norm in training mode where ``net`` has batch statistics), and its first state
+    ``(params, stats, opt)``."""
+    variables = net.init(jax.random.key(0), *args, **apply)
+    with_stats = "batch_stats" in variables
 
     def loss_fn(params: Any, stats: Any) -> tuple[jax.Array, Any]:
-        logits, new = net.apply({"params": params, "batch_stats": stats}, *args, mutable=["batch_stats"])
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-        return loss, new["batch_stats"]
+        if not with_stats:
+            logits: Any = net.apply({"params": params}, *args, **apply)
+        else:
+            logits, new = net.apply({"params": params, "batch_stats": stats}, *args, mutable=["batch_stats"],
+                                    **apply)  # fmt: skip
+            stats = new["batch_stats"]
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), stats
 
-    @jax.jit
     def step(state: tuple) -> tuple[tuple, jax.Array]:
         params, stats, opt = state
         (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, stats)
@@ -257,7 +257,18 @@ def _flax_step(
         return (optax.apply_updates(params, updates), stats, opt), loss
 
     params = variables["params"]
-    return step, (params, variables["batch_stats"], tx.init(params))
+    return step, (params, variables.get("batch_stats"), tx.init(params))
+
+
+def _flax_step(
+    model: str, impl: str | None, inputs: dict[str, jax.Array], labels: jax.Array
+) -> tuple[jax.stages.Wrapped, Any]:
+    """A jitted ``step(state) -> (state, loss)`` of SGD with momentum, and its first state."""
+    net = flax_model(model, impl)
+    skips = [inputs[f"skip{i}"] for i in range(3)] if model == "unet_decoder" else None
+    args = (inputs["x"],) if skips is None else (inputs["x"], skips)
+    step, state = linen_step(net, args, labels, optax.sgd(0.01, momentum=0.9))
+    return jax.jit(step), state
 
 
 # ---- PyTorch ----------------------------------------------------------------------------------------

@@ -45,27 +45,6 @@ RUNS = "runs/tuned_race"
 MODELS = ("lenet_classic", "lenet_modern", "nnx_tutorial", "resnet18")
 
 
-def _linen_step(net: Any, x: jax.Array, labels: jax.Array, tx: optax.GradientTransformation,
-                batch_stats: bool, **apply: Any) -> tuple[Callable, Any]:  # fmt: skip
-    variables = net.init(jax.random.key(0), x, **apply)
-
-    def loss_fn(params: Any, stats: Any) -> tuple[jax.Array, Any]:
-        if not batch_stats:
-            return optax.softmax_cross_entropy_with_integer_labels(net.apply({"params": params}, x, **apply),
-                                                                   labels).mean(), stats  # fmt: skip
-        logits, new = net.apply({"params": params, "batch_stats": stats}, x, mutable=["batch_stats"], **apply)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), new["batch_stats"]
-
-    def step(state: tuple) -> tuple[tuple, jax.Array]:
-        params, stats, opt = state
-        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, stats)
-        updates, opt = tx.update(grads, opt, params)
-        return (optax.apply_updates(params, updates), stats, opt), loss
-
-    params = variables["params"]
-    return step, (params, variables.get("batch_stats"), tx.init(params))
-
-
 def build(model: str, impl: str) -> tuple[Callable, Any, dict[str, str]]:
     """``(step, first state, XLA options)``: an unjitted ``step(state) -> (state, loss)`` of ``model`` with
     jaxconv's ``impl`` in every convolution (and, in LeNet, every pooling), and the options it compiles
@@ -75,13 +54,13 @@ def build(model: str, impl: str) -> tuple[Callable, Any, dict[str, str]]:
         x = jax.random.uniform(key_x, (256, 28, 28, 1))
         labels = jax.random.randint(key_y, (256,), 0, 10)
         net = LeNet(model.split("_")[1], impl=impl, layout="NHWC")
-        step, state = _linen_step(net, x, labels, optax.sgd(0.9), False, train=True)
+        step, state = model_race.linen_step(net, (x,), labels, optax.sgd(0.9), train=True)
         return step, state, xla_options.compiler_options(fuse_elementwise=False)
     if model == "resnet18":
         x = jax.random.normal(key_x, (32, 64, 64, 3))
         labels = jax.random.randint(key_y, (32,), 0, 10)
         net = model_race.flax_model("resnet18", impl)
-        step, state = _linen_step(net, x, labels, optax.sgd(0.01, momentum=0.9), True)
+        step, state = model_race.linen_step(net, (x,), labels, optax.sgd(0.01, momentum=0.9))
         return step, state, {}
     if model != "nnx_tutorial":
         raise ValueError(f"build: model must be one of {MODELS}, got {model!r}")

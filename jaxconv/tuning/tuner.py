@@ -240,18 +240,19 @@ def _winner(result: measure.Measurement, rule: str) -> str | None:
 class Tuner:
     """How :func:`tune` measures: its options, with the defaults :func:`jaxconv.tune` uses.
 
-    Attributes:
-      rounds: interleaved timing rounds per call after the warm-up (each candidate keeps its median).
-      table: the tuning table to write (default: the active one, :func:`jaxconv.tuning.active_path`).
-      save: whether to write the winners to ``table``.
-      retune: measure calls the table already has an entry for (default: reuse the entry).
-      progress: show a progress bar (tqdm).
-      compiler_options: XLA options the candidates compile with (default: XLA's, as a plain ``jax.jit``).
-      timer: ``timer(impl, run) -> seconds`` for one call (tests pass a fake one).
-      free_memory: bytes free now, or ``None``; a candidate whose compiled footprint exceeds it is skipped.
-      in_context: where ``fn``'s arguments are concrete arrays, time the whole ``fn`` too and keep a tuned
-        pick only where the step runs faster with it than with the rule's (a call timed alone can win by
-        a margin it loses beside its neighbours).
+    - ``rounds``: interleaved timing rounds per call after the warm-up (each candidate keeps its median).
+    - ``table``: the tuning table to write (default: the active one, :func:`jaxconv.tuning.active_path`).
+    - ``save``: whether to write the winners to ``table``.
+    - ``retune``: measure calls the table already has an entry for (default: reuse the entry).
+    - ``progress``: show a progress bar (tqdm).
+    - ``compiler_options``: XLA options the candidates compile with (default: XLA's, as a plain
+      ``jax.jit``).
+    - ``timer``: ``timer(impl, run) -> seconds`` for one call (tests pass a fake one).
+    - ``free_memory``: bytes free now, or ``None``; a candidate whose compiled footprint exceeds it is
+      skipped.
+    - ``in_context``: where ``fn``'s arguments are concrete arrays, time the whole ``fn`` too and keep a
+      tuned pick only where the step runs faster with it than with the rule's (a call timed alone can
+      win by a margin it loses beside its neighbours).
     """
 
     rounds: int = 5

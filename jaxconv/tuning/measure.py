@@ -26,7 +26,7 @@ import numpy as np
 
 from jaxconv import impls
 from jaxconv.impls import REGISTRY
-from jaxconv.impls.auto import pool_impl
+from jaxconv.impls.auto import describe_pick, pool_impl
 from jaxconv.impls.stencil import MAX_STENCIL_CHANNELS, runs_stencil
 from jaxconv.spec import ConvSpec, PoolSpec
 from jaxconv.timing.memory_budget import available_memory, too_big
@@ -67,8 +67,6 @@ class Measurement:
 
 def rule_pick(backend: str, op: str, spec: ConvSpec | PoolSpec) -> str:
     """What the hand-written rule runs for the call, in words (:func:`jaxconv.impls.auto.describe_pick`)."""
-    from jaxconv.impls.auto import describe_pick
-
     if isinstance(spec, PoolSpec):
         return pool_impl(backend, spec)
     return describe_pick(backend, spec)

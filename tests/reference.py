@@ -186,6 +186,29 @@ def pool2d_torch(x, mode, window, stride, padding=0, dilation=1, ceil_mode=False
     return y
 
 
+def max_pool2d_grad(x, dy, window, stride, padding=0, dilation=1):
+    """The gradient of NCHW max pooling (symmetric int padding, floor mode) by float64 loops: each
+    window's ``dy`` goes to its first largest element in row-major window order, pads never chosen
+    (``reduce_window``'s ``select_and_scatter`` and PyTorch's rule)."""
+    x, dy = np.asarray(x, np.float64), np.asarray(dy, np.float64)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (_pair(v) for v in (window, stride, padding, dilation))
+    n, c, h, w = x.shape
+    dx = np.zeros_like(x)
+    for b in range(n):
+        for ch in range(c):
+            for i in range(dy.shape[2]):
+                for j in range(dy.shape[3]):
+                    best = None
+                    for u in range(kh):
+                        for v in range(kw):
+                            r, q = i * sh - ph + u * dh, j * sw - pw + v * dw
+                            if 0 <= r < h and 0 <= q < w and (best is None or x[b, ch, r, q] > x[b, ch, *best]):
+                                best = (r, q)
+                    if best is not None:
+                        dx[b, ch, *best] += dy[b, ch, i, j]
+    return dx
+
+
 def hlo_computations(hlo: str) -> dict[str, str]:
     """A compiled module's text split into its computations, by name (``%fused_computation.3``, ...)."""
     return {body.split(" ", 1)[0]: body for body in re.split(r"\n(?=%|ENTRY)", hlo)}

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from jax.test_util import check_grads
 
 import jaxconv as jc
-from tests import reference
+from tests import draws, reference
 
 X3 = jnp.arange(9.0).reshape(3, 3)
 X44 = jnp.arange(16.0).reshape(1, 1, 4, 4)
@@ -109,6 +109,45 @@ def test_gradients(impl, mode):
         g_impl = jax.grad(lambda x: jnp.sum(_pool(case, x, impl) ** 2))(x)
         g_xla = jax.grad(lambda x: jnp.sum(_pool(case, x, "xla") ** 2))(x)
         reference.assert_close(g_impl, g_xla, dtype="float64")
+
+
+@pytest.mark.parametrize("impl", jc.IMPLS)
+@given(
+    window=st.integers(1, 3), stride=st.integers(1, 3), dilation=st.integers(1, 2), pad=st.booleans(),
+    layout=st.sampled_from(["NCHW", "NHWC"]), seed=st.integers(0, 2**16),
+)  # fmt: skip
+@draws.examples(10)
+def test_max_pool_gradient_goes_to_the_first_of_tied_maxima(impl, window, stride, dilation, pad, layout, seed):
+    # Values from {0, 1, 2} tie in most windows: the gradient must go to each window's first
+    # maximum (reduce_window's and PyTorch's rule), not be split among the ties.
+    padding = window // 2 if pad else 0
+    assume(impl != "xla" or dilation == 1)  # JAX has no gradient for a dilated reduce_window max
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 3, size=(2, 2, 7, 6)).astype(np.float32)
+    pool = lambda x: jc.max_pool2d(  # noqa: E731
+        x, window, stride=stride, padding=padding, dilation=dilation, layout=layout, impl=impl
+    )
+    xl = jnp.asarray(x if layout == "NCHW" else x.transpose(0, 2, 3, 1))
+    y, vjp = jax.vjp(pool, xl)
+    dy = jnp.asarray(rng.normal(size=y.shape).astype(np.float32))
+    (dx,) = vjp(dy)
+    to_nchw = (lambda a: a) if layout == "NCHW" else (lambda a: np.asarray(a).transpose(0, 3, 1, 2))
+    expected = reference.max_pool2d_grad(x, to_nchw(dy), window, stride, padding, dilation)
+    reference.assert_close(to_nchw(dx), expected)
+
+
+def test_max_pool_propagates_nan_and_has_forward_mode(impl):
+    x = jnp.asarray(np.random.default_rng(3).normal(size=(1, 2, 6, 6)).astype(np.float32))
+    x = x.at[0, 1, 2, 3].set(jnp.nan)
+    pool = lambda x: jc.max_pool2d(x, 3, stride=2, padding=1, impl=impl)  # noqa: E731
+    expected = jc.max_pool2d(x, 3, stride=2, padding=1, impl="xla")
+    np.testing.assert_array_equal(pool(x), expected)  # NaN where lax's max has NaN
+    np.testing.assert_array_equal(jax.value_and_grad(lambda x: pool(x).sum())(x)[0], expected.sum())
+    clean = x.at[0, 1, 2, 3].set(0.5)
+    tangent = jnp.ones_like(clean)
+    _, dy = jax.jvp(pool, (clean,), (tangent,))
+    _, dy_xla = jax.jvp(lambda x: jc.max_pool2d(x, 3, stride=2, padding=1, impl="xla"), (clean,), (tangent,))
+    np.testing.assert_array_equal(dy, dy_xla)
 
 
 def test_jit_vmap_and_dtype(impl):

@@ -158,18 +158,23 @@ def band_zeros_per_saved_copy(out_width: int, kw: int, out_channels: int, stride
 def pool_impl(backend: str, spec: PoolSpec) -> str:
     """The implementation ``impl="auto"`` runs for the pooling ``spec`` describes on ``backend``.
 
-    A dilated window pools by ``shift_add`` everywhere: JAX has no gradient for a dilated
-    ``reduce_window`` max, and the taps have one.
+    On a CPU a max pools by its tap slices (``shift_add``): forward+backward several times faster
+    than ``reduce_window`` and its ``select_and_scatter`` gradient; so does an average in ``NHWC``
+    or over tiling windows, while an overlapping ``NCHW`` average runs XLA's, whose window needs no
+    transposes (docs/performance.md, "Max pooling's gradient"). A dilated window pools by
+    ``shift_add`` everywhere: JAX has no gradient for a dilated ``reduce_window`` max.
 
     Examples:
       >>> lenet_pool = PoolSpec(batch=256, channels=6, input_hw=(28, 28), window=(2, 2), stride=(2, 2))
       >>> pool_impl("cpu", lenet_pool), pool_impl("gpu", lenet_pool)
       ('shift_add', 'xla')
       >>> pool_impl("cpu", lenet_pool.replace(window=(3, 3), pads=((1, 1), (1, 1))))
-      'xla'
+      'shift_add'
     """
     if not isinstance(spec, PoolSpec):
         raise TypeError(f"pool_impl: spec must be a PoolSpec, got {type(spec).__name__}")
     if spec.dilation != (1, 1):
         return "shift_add"
-    return "shift_add" if backend == "cpu" and spec.tiles_input else "xla"
+    if backend != "cpu":
+        return "xla"
+    return "shift_add" if spec.mode == "max" or spec.layout == "NHWC" or spec.tiles_input else "xla"

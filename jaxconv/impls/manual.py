@@ -107,10 +107,16 @@ def window_reduce(
     x: jax.Array, i: jax.Array, j: jax.Array, *, mode: str, window: Pair, stride: Pair, dilation: Pair
 ) -> jax.Array:
     """The book's pooling at one output position of one channel ``x (H, W)`` (already padded):
-    the window's max, or its sum (divided by the window count afterwards)."""
+    the window's max, or its sum (divided by the window count afterwards).
+
+    The max is read at the window's first largest element (``argmax``), so that its gradient goes to
+    that one element, as ``reduce_window``'s does, where ``patch.max()``'s would be split among ties.
+    """
     extent = tuple((k - 1) * d + 1 for k, d in zip(window, dilation, strict=True))
     patch = lax.dynamic_slice(x, (i * stride[0], j * stride[1]), extent)[:: dilation[0], :: dilation[1]]
-    return patch.max() if mode == "max" else patch.sum(dtype=accumulation_dtype(x.dtype))
+    if mode == "max":
+        return patch.ravel()[jnp.argmax(patch)]
+    return patch.sum(dtype=accumulation_dtype(x.dtype))
 
 
 @partial(jax.jit, static_argnames=POOL_STATIC)

@@ -14,7 +14,8 @@ input, ``(N, OH, OW, C)``. A convolution is then the kernel's taps applied to th
 
 Pooling is the same slices reduced with ``max`` or ``+`` (stacked for ``im2col``, a running
 reduction for ``shift_add``). Neither calls ``lax.conv*`` or ``reduce_window``; autodiff gives the
-gradients (a strided slice transposes to a strided pad). Both work in ``NHWC`` internally,
+gradients (a strided slice transposes to a strided pad), a max's through :func:`max_of_taps`' own
+JVP, which routes each window's tangent from its first maximum only, as ``reduce_window`` does. Both work in ``NHWC`` internally,
 where a tap slice's channels are contiguous, and transpose ``NCHW`` in and out; except im2col of an
 ungrouped 1x1 kernel in ``NCHW``, whose patches are the input as it lies (one product per image).
 """
@@ -187,33 +188,98 @@ def pool_taps(x: jax.Array, *, spec: PoolSpec, stacked: bool) -> jax.Array:
     (padded with -inf / 0), in ``layout``.
 
     ``stacked=True`` stacks the slices and reduces once (im2col); ``False`` folds them one at a
-    time (shift-and-add). Windows that tile the (padded) input exactly, ``stride == window``, are
-    reduced as axes of a reshape instead: the same taps, with a cheaper gradient. Averages are
-    divided by the caller.
+    time (shift-and-add). A sum over windows that tile the (padded) input exactly, ``stride ==
+    window``, is reduced over two axes of a reshape instead: the same taps, with a cheaper gradient.
+    Averages are divided by the caller.
     """
     mode, layout = spec.mode, spec.layout
     window, stride, pads, dilation = spec.window, spec.stride, spec.pads, spec.dilation
     if layout == "NCHW":
         x = x.transpose(0, 2, 3, 1)
-    fill = -jnp.inf if mode == "max" else 0.0
-    x = jnp.pad(x.astype(accumulation_dtype(x.dtype)) if mode == "avg" else x,
-                ((0, 0), *pads, (0, 0)), constant_values=fill)  # fmt: skip
+    if mode == "max":
+        x = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=-jnp.inf)
+        y = max_of_taps(x, window, stride, dilation, stacked)
+        return y.transpose(0, 3, 1, 2) if layout == "NCHW" else y
+    x = jnp.pad(x.astype(accumulation_dtype(x.dtype)), ((0, 0), *pads, (0, 0)))
     n, h, w, c = x.shape
     if stride == window and dilation == (1, 1) and h % window[0] == 0 and w % window[1] == 0:
         # Non-overlapping windows tile the input: the taps are two axes of a reshape.
-        tiles = x.reshape(n, h // window[0], window[0], w // window[1], window[1], c)
-        y = tiles.max(axis=(2, 4)) if mode == "max" else tiles.sum(axis=(2, 4))
-        return y.transpose(0, 3, 1, 2) if layout == "NCHW" else y
-    views = tap_slices(x, window, stride, dilation)
-    op = jnp.maximum if mode == "max" else jnp.add
-    if stacked:
-        stack = jnp.stack(views)
-        y = stack.max(axis=0) if mode == "max" else stack.sum(axis=0)
+        y = x.reshape(n, h // window[0], window[0], w // window[1], window[1], c).sum(axis=(2, 4))
+    elif stacked:
+        y = jnp.stack(tap_slices(x, window, stride, dilation)).sum(axis=0)
     else:
+        views = tap_slices(x, window, stride, dilation)
         y = views[0]
         for view in views[1:]:
-            y = op(y, view)
+            y = y + view
     return y.transpose(0, 3, 1, 2) if layout == "NCHW" else y
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3, 4))
+def max_of_taps(x: jax.Array, window: Pair, stride: Pair, dilation: Pair, stacked: bool) -> jax.Array:
+    """The windows' maxima of a padded ``x (N, H, W, C)``, ``(N, OH, OW, C)``.
+
+    ``stacked`` reduces the stacked tap slices at once, else folds them with ``maximum``. The JVP
+    (:func:`_max_of_taps_jvp`) takes each window's tangent from its first maximum in row-major
+    window order, as ``reduce_window``'s gradient (``select_and_scatter``) and PyTorch's do, where
+    autodiff of the fold would split a tie's gradient; on a CPU it runs several times faster than
+    XLA's ``select_and_scatter`` (docs/performance.md, "Max pooling's gradient").
+    """
+    n, h, w, c = x.shape
+    if stride == window and dilation == (1, 1) and h % window[0] == 0 and w % window[1] == 0:
+        return x.reshape(n, h // window[0], window[0], w // window[1], window[1], c).max(axis=(2, 4))
+    views = tap_slices(x, window, stride, dilation)
+    if stacked:
+        return jnp.stack(views).max(axis=0)
+    y = views[0]
+    for view in views[1:]:
+        y = jnp.maximum(y, view)
+    return y
+
+
+def first_max_tap(x: jax.Array, window: Pair, stride: Pair, dilation: Pair) -> tuple[jax.Array, jax.Array]:
+    """The windows' maxima of a padded ``x (N, H, W, C)`` and, per window, its first maximal tap
+    ``i * kw + j`` (``int32``), both ``(N, OH, OW, C)``: one variadic reduction over the stacked taps.
+    """
+    taps = stacked_taps(x, window, stride, dilation)  # (N, OH, OW, kh, kw, C)
+    n, oh, ow, kh, kw, c = taps.shape
+    taps = taps.reshape(n, oh, ow, kh * kw, c)
+    index = lax.broadcasted_iota(jnp.int32, taps.shape, 3)
+
+    def first_of_max(a: tuple, b: tuple) -> tuple:
+        # A total order, so the reduction may run in any order: larger value first (NaN above
+        # all, as ``max`` propagates it), then the smaller tap index.
+        (a_value, a_index), (b_value, b_index) = a, b
+        a_nan, b_nan = a_value != a_value, b_value != b_value
+        larger = (b_value > a_value) | (b_nan & ~a_nan)
+        tied = (b_value == a_value) | (b_nan & a_nan)
+        take_b = larger | (tied & (b_index < a_index))
+        return lax.select(take_b, b_value, a_value), lax.select(take_b, b_index, a_index)
+
+    lowest = jnp.array(-jnp.inf, x.dtype)
+    y, first = lax.reduce((taps, index), (lowest, jnp.int32(kh * kw)), first_of_max, (3,))
+    return y, first
+
+
+@max_of_taps.defjvp
+def _max_of_taps_jvp(
+    window: Pair, stride: Pair, dilation: Pair, stacked: bool, primals: tuple, tangents: tuple
+) -> tuple[jax.Array, jax.Array]:
+    """The tangent of each window's maximum is its first maximal tap's tangent: one select per tap.
+
+    Linear in the tangent, so its transpose (the gradient) is one masked, strided pad of the output
+    gradient per tap, summed, which XLA fuses into one loop over the input. That loop reads ``first``
+    once per tap at shifted positions; computed by a reduction (:func:`first_max_tap`), ``first`` is
+    written once, where XLA would fuse an elementwise ``where`` chain into the loop and recompute it
+    for every tap (3x slower for a 3x3 stride-1 window).
+    """
+    (x,), (dx,) = primals, tangents
+    y, first = first_max_tap(x, window, stride, dilation)
+    tangent_views = tap_slices(dx, window, stride, dilation)
+    dy = tangent_views[0]
+    for t, view in enumerate(tangent_views[1:], start=1):
+        dy = jnp.where(first == t, view, dy)
+    return y, dy
 
 
 # The two pooling cores, both by the window's tap slices.

@@ -110,12 +110,16 @@ def test_band_zeros_per_saved_copy_by_hand():
     assert auto.band_zeros_per_saved_copy(20, 3, 8, stride=3) == float("inf")  # 2 columns read 6: none saved
 
 
-def test_pool_rule_uses_taps_only_for_tiling_windows_on_cpu():
-    tiled = PoolSpec(batch=1, channels=1, input_hw=(28, 28), window=(2, 2), stride=(2, 2))
+def test_pool_rule_uses_taps_for_max_and_for_nhwc_or_tiling_averages_on_cpu():
+    tiled = PoolSpec(batch=1, channels=1, input_hw=(28, 28), window=(2, 2), stride=(2, 2), mode="avg")
     assert auto.pool_impl("cpu", tiled) == "shift_add"
     assert auto.pool_impl("gpu", tiled) == "xla"
     assert auto.pool_impl("cpu", tiled.replace(input_hw=(27, 28))) == "xla"
     assert auto.pool_impl("cpu", tiled.replace(stride=(1, 1))) == "xla"
+    assert auto.pool_impl("cpu", tiled.replace(stride=(1, 1), layout="NHWC")) == "shift_add"
+    overlapping_max = tiled.replace(stride=(1, 1), mode="max")
+    assert auto.pool_impl("cpu", overlapping_max) == "shift_add"
+    assert auto.pool_impl("gpu", overlapping_max) == "xla"
     assert auto.pool_impl("gpu", tiled.replace(dilation=(2, 2))) == "shift_add"  # lax has no such gradient
 
 

@@ -202,7 +202,11 @@ def max_pool2d_grad(x, dy, window, stride, padding=0, dilation=1):
                     for u in range(kh):
                         for v in range(kw):
                             r, q = i * sh - ph + u * dh, j * sw - pw + v * dw
-                            if 0 <= r < h and 0 <= q < w and (best is None or x[b, ch, r, q] > x[b, ch, *best]):
+                            if (
+                                0 <= r < h
+                                and 0 <= q < w
+                                and (best is None or x[b, ch, r, q] > x[b, ch, *best])
+                            ):
                                 best = (r, q)
                     if best is not None:
                         dx[b, ch, *best] += dy[b, ch, i, j]

@@ -117,7 +117,9 @@ def test_gradients(impl, mode):
     layout=st.sampled_from(["NCHW", "NHWC"]), seed=st.integers(0, 2**16),
 )  # fmt: skip
 @draws.examples(10)
-def test_max_pool_gradient_goes_to_the_first_of_tied_maxima(impl, window, stride, dilation, pad, layout, seed):
+def test_max_pool_gradient_goes_to_the_first_of_tied_maxima(
+    impl, window, stride, dilation, pad, layout, seed
+):
     # Values from {0, 1, 2} tie in most windows: the gradient must go to each window's first
     # maximum (reduce_window's and PyTorch's rule), not be split among the ties.
     padding = window // 2 if pad else 0

@@ -15,9 +15,10 @@ input, ``(N, OH, OW, C)``. A convolution is then the kernel's taps applied to th
 Pooling is the same slices reduced with ``max`` or ``+`` (stacked for ``im2col``, a running
 reduction for ``shift_add``). Neither calls ``lax.conv*`` or ``reduce_window``; autodiff gives the
 gradients (a strided slice transposes to a strided pad), a max's through :func:`max_of_taps`' own
-JVP, which routes each window's tangent from its first maximum only, as ``reduce_window`` does. Both work in ``NHWC`` internally,
-where a tap slice's channels are contiguous, and transpose ``NCHW`` in and out; except im2col of an
-ungrouped 1x1 kernel in ``NCHW``, whose patches are the input as it lies (one product per image).
+JVP, which routes each window's tangent from its first maximum only, as ``reduce_window`` does.
+Both work in ``NHWC`` internally, where a tap slice's channels are contiguous, and transpose
+``NCHW`` in and out; except im2col of an ungrouped 1x1 kernel in ``NCHW``, whose patches are the
+input as it lies (one product per image).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from jaxconv.conv import conv2d
 from jaxconv.impls import INTERPRETED_ON_CPU, REGISTRY
 from jaxconv.impls.auto import describe_pick
 from jaxconv.timing.memory_budget import available_memory, too_big
-from jaxconv.timing.rounds import paired_speedups, round_orders
+from jaxconv.timing.rounds import PAUSE_SECONDS, paired_speedups, round_orders
 from jaxconv.transpose import conv_transpose2d
 from jaxconv.tuning.tuner import Tuner, explain
 
@@ -238,6 +238,7 @@ def bench_shape(shape: ConvShape, candidates: Sequence[tuple[str, str, str]], re
     rounds += [[label] for label in calls if label in alone for _ in range(repeats)]
     for order in rounds:  # drift of a shared machine, and each contestant's wake, hit all alike
         for label in order:
+            time.sleep(PAUSE_SECONDS)  # no contestant starts while the last one's threads still spin
             forward, forward_backward, args = calls[label]
             for key, fn in (("forward", forward), ("forward_backward", forward_backward)):
                 start = time.perf_counter()

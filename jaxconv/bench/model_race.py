@@ -47,7 +47,7 @@ from jax import lax
 import jaxconv as jc
 from jaxconv import nn as jnn
 from jaxconv.bench import torch_peer
-from jaxconv.timing.rounds import paired_speedups, round_orders
+from jaxconv.timing.rounds import PAUSE_SECONDS, paired_speedups, round_orders
 from jaxconv.tuning import lookup
 from jaxconv.tuning.table import use_table
 from jaxconv.tuning.tuner import Tuner
@@ -59,9 +59,6 @@ EXPANSION = 6
 UNET_UPS = ((256, 128), (128, 64), (64, 32))
 UNET_CLASSES = 2
 RESNET18_STAGES = (2, 2, 2, 2)
-# Idle time before each contestant's turn: PyTorch's OpenMP workers spin on the cores after its call
-# and slow a JAX step that starts at once (docs/performance.md, "The other modules"); a pause ends that.
-PAUSE_SECONDS = 0.05
 MODELS = ("mobilenet_v2", "unet_decoder", "resnet18")
 
 

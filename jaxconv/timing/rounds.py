@@ -13,6 +13,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+# Idle seconds before each contestant's turn: PyTorch's OpenMP workers spin on the cores after its
+# call and slow a JAX call that starts at once (docs/performance.md, "Tuning auto"); a pause ends that.
+PAUSE_SECONDS = 0.05
+
 
 def round_orders(labels: Sequence[str], rounds: int) -> list[list[str]]:
     """The order in which each of ``rounds`` timing rounds runs ``labels``: rows of a Williams design.

@@ -13,6 +13,13 @@ column, stacked in the batch: TensorFlow's atrous space-to-batch). Measured, Win
 form ran faster than Winograd on the phases, so ``auto`` does not split dilated calls
 (docs/performance.md).
 
+Where every phase is the same convolution but for its taps (an ungrouped kernel whose size the stride
+divides, e.g. U-Net's 2x2 stride-2 up-convolution), the phases run as one: their taps stacked along
+the output channels, one convolution with ``s_h * s_w`` times the channels, then depth-to-space (the
+sub-pixel convolution of Shi et al., 2016): one product with a wider matrix instead of ``s_h * s_w``
+narrow ones, and one patch matrix instead of one per phase (docs/performance.md, "Depthwise, grouped,
+dilated and transposed layers").
+
 Each phase runs through whatever core the call names (:func:`jaxconv.impls.conv` passes itself as
 ``run``), so ``auto`` picks per phase. It works in ``NHWC``; an ``NCHW`` call is transposed in and out.
 """
@@ -77,11 +84,27 @@ def _transposed_phases(spec: ConvSpec) -> list[list[tuple[int, int, ConvSpec | N
     return grid
 
 
+def _merged_spec(
+    spec: ConvSpec, grid: list[list[tuple[int, int, ConvSpec | None, int, int]]]
+) -> ConvSpec | None:
+    """The one convolution computing every phase of ``grid`` at once, with ``s_h * s_w`` times the output
+    channels, where all phases are the same ungrouped convolution but for their taps; else None."""
+    subs = {sub for row in grid for _, _, sub, _, _ in row}
+    if len(subs) != 1 or None in subs or spec.groups != 1:
+        return None
+    (sub,) = subs
+    return sub.replace(out_channels=sub.out_channels * len(grid) * len(grid[0]))
+
+
 def phase_specs(spec: ConvSpec) -> list[ConvSpec]:
-    """The ordinary convolutions :func:`transposed` runs for ``spec``."""
+    """The ordinary convolutions :func:`transposed` runs for ``spec``: one where the phases merge."""
     if not transposes_by_phases(spec):
         raise ValueError(f"phase_specs: {spec} is not a transposed convolution at unit stride")
-    return [sub for row in _transposed_phases(spec) for _, _, sub, _, _ in row if sub is not None]
+    grid = _transposed_phases(spec)
+    merged = _merged_spec(spec, grid)
+    if merged is not None:
+        return [merged]
+    return [sub for row in grid for _, _, sub, _, _ in row if sub is not None]
 
 
 def transposed(x: jax.Array, w: jax.Array, spec: ConvSpec, run: Run) -> jax.Array:
@@ -93,6 +116,13 @@ def transposed(x: jax.Array, w: jax.Array, spec: ConvSpec, run: Run) -> jax.Arra
     grid = _transposed_phases(spec)
     most_h, most_w = grid[0][0][3], grid[0][0][4]  # phase (0, 0) has the most outputs
     batch, o = spec.batch, spec.out_channels
+    merged = _merged_spec(spec, grid)
+    if merged is not None:  # taps of phase (r_h, r_w) at output channels [(r_h * s_w + r_w) * O, ...)
+        taps = [w[first_h::s_h, first_w::s_w] for row in grid for first_h, first_w, _, _, _ in row]
+        y = run(x, jnp.concatenate(taps, axis=3), merged)  # (N, most_h, most_w, s_h * s_w * O)
+        y = y.reshape(batch, most_h, most_w, s_h, s_w, o).transpose(0, 1, 3, 2, 4, 5)
+        y = y.reshape(batch, most_h * s_h, most_w * s_w, o)[:, :out_h, :out_w]
+        return _from_nhwc(y, layout)
     interleaved = []
     for row in grid:
         ys = []

@@ -89,16 +89,26 @@ def test_transposed_phases_do_a_stride_squared_fraction_of_the_spread_form_s_pro
     assert sum(sub.flops for sub in subs) * 4 <= spec.flops * 1.3  # the spread form's extra is its zeros
 
 
-def test_a_2x2_stride_2_upsampling_runs_as_four_1x1_convolutions():
-    x, w = jnp.ones((1, 8, 4, 4)), jnp.ones((8, 3, 2, 2))
+def test_a_2x2_stride_2_upsampling_runs_as_one_1x1_convolution_with_four_times_the_channels():
+    x, w = jnp.ones((1, 8, 4, 4)), jax.random.normal(jax.random.key(0), (8, 3, 2, 2))
     text = str(jax.make_jaxpr(lambda x, w: jc.conv_transpose2d(x, w, stride=2, impl="im2col"))(x, w))
-    assert text.count("name=conv2d_im2col") == 4  # one core call per phase
-    assert all(k == (1, 1) for k in (s.kernel for s in phases.phase_specs(_spec_of_2x2_upsampling())))
+    assert text.count("name=conv2d_im2col") == 1  # the four phases merged: one core call
+    (merged,) = phases.phase_specs(_spec_of_2x2_upsampling())
+    assert merged.kernel == (1, 1) and merged.out_channels == 4 * 3 and not merged.transposed
     spread = re.findall(r"padding_config=\(\([^)]*\), \([^)]*\), \([^)]*, 1\)", text)
     assert not spread  # no input spread with zeros
     np.testing.assert_allclose(
-        jc.conv_transpose2d(x, w, stride=2, impl="im2col"), jc.conv_transpose2d(x, w, stride=2, impl="xla")
-    )
+        jc.conv_transpose2d(x, w, stride=2, impl="im2col"), jc.conv_transpose2d(x, w, stride=2, impl="xla"),
+        rtol=1e-6, atol=1e-6,
+    )  # fmt: skip
+
+
+def test_phases_merge_only_where_all_are_one_ungrouped_convolution():
+    upsampling = _spec_of_2x2_upsampling()
+    assert len(phases.phase_specs(upsampling.replace(in_channels=6, out_channels=4, groups=2))) == 4
+    four_by_four = upsampling.replace(kernel=(4, 4), pads=((2, 2), (2, 2)))  # padding 1: phases' pads differ
+    assert [s.kernel for s in phases.phase_specs(four_by_four)] == [(2, 2)] * 4
+    assert len(phases.phase_specs(upsampling.replace(kernel=(4, 4), pads=((3, 3), (3, 3))))) == 1
 
 
 def _spec_of_2x2_upsampling():

@@ -13,12 +13,13 @@ column, stacked in the batch: TensorFlow's atrous space-to-batch). Measured, Win
 form ran faster than Winograd on the phases, so ``auto`` does not split dilated calls
 (docs/performance.md).
 
-Where every phase is the same convolution but for its taps (an ungrouped kernel whose size the stride
-divides, e.g. U-Net's 2x2 stride-2 up-convolution), the phases run as one: their taps stacked along
-the output channels, one convolution with ``s_h * s_w`` times the channels, then depth-to-space (the
-sub-pixel convolution of Shi et al., 2016): one product with a wider matrix instead of ``s_h * s_w``
-narrow ones, and one patch matrix instead of one per phase (docs/performance.md, "Depthwise, grouped,
-dilated and transposed layers").
+An ungrouped layer with few output channels runs its phases as one convolution (:func:`merged_plan`):
+each phase's taps placed in a window common to all phases (zeros where a phase has no tap) and
+stacked along the output channels, ``s_h * s_w`` times as many, then depth-to-space (the sub-pixel
+convolution of Shi et al., 2016). One product with a wide matrix replaces ``s_h * s_w`` narrow ones,
+and one patch matrix the phases' own; where the phases' windows differ (a 4x4 kernel at stride 2,
+padding 1) the common window multiplies some zeros, up to ``MAX_MERGED_WASTE`` times the products
+(docs/performance.md, "Depthwise, grouped, dilated and transposed layers").
 
 Each phase runs through whatever core the call names (:func:`jaxconv.impls.conv` passes itself as
 ``run``), so ``auto`` picks per phase. It works in ``NHWC``; an ``NCHW`` call is transposed in and out.
@@ -84,27 +85,73 @@ def _transposed_phases(spec: ConvSpec) -> list[list[tuple[int, int, ConvSpec | N
     return grid
 
 
-def _merged_spec(
-    spec: ConvSpec, grid: list[list[tuple[int, int, ConvSpec | None, int, int]]]
-) -> ConvSpec | None:
-    """The one convolution computing every phase of ``grid`` at once, with ``s_h * s_w`` times the output
-    channels, where all phases are the same ungrouped convolution but for their taps; else None."""
-    subs = {sub for row in grid for _, _, sub, _, _ in row}
-    if len(subs) != 1 or None in subs or spec.groups != 1:
+# Merging the phases pays where their own products are narrow (measured up to 128 output channels,
+# with up to 2.25x the products: a 4x4 kernel at stride 2); wider ones already run near the matmul rate.
+MAX_MERGED_OUT_CHANNELS = 128
+MAX_MERGED_WASTE = 2.25
+
+
+def _merged_axis(
+    phases: list[tuple[int, int, int, int, int]], s: int
+) -> tuple[int, int, list[list[int | None]]]:
+    """One axis of the merged convolution: its window's first input offset and size, and per window tap
+    ``u`` and phase ``r`` the kernel tap that phase ``r`` applies there (None: a zero)."""
+    reach = [(-top, -top + taps - 1) for _, taps, top, _, _ in phases if taps]  # input offsets used
+    low, high = min(r[0] for r in reach), max(r[1] for r in reach)
+    taps_at = [
+        [first + s * (low + u + top) if taps and 0 <= low + u + top < taps else None
+         for first, taps, top, _, _ in phases]
+        for u in range(high - low + 1)
+    ]  # fmt: skip
+    return low, high - low + 1, taps_at
+
+
+def merged_plan(spec: ConvSpec) -> tuple[ConvSpec, list[list[int | None]], list[list[int | None]]] | None:
+    """The one ordinary convolution computing every phase of a transposed ``spec`` at once, and per axis
+    its window's taps (:func:`_merged_axis`), or None where ``spec`` runs phase by phase (grouped, wide, or
+    more than ``MAX_MERGED_WASTE`` times the phases' products)."""
+    (n_h, n_w), (k_h, k_w), (s_h, s_w) = spec.input_hw, spec.kernel, spec.input_dilation
+    (out_h, out_w), ((lo_h, _), (lo_w, _)) = spec.output_hw, spec.pads
+    if spec.groups != 1 or spec.out_channels > MAX_MERGED_OUT_CHANNELS:
         return None
-    (sub,) = subs
-    return sub.replace(out_channels=sub.out_channels * len(grid) * len(grid[0]))
+    axis_h = _axis_phases(n_h, k_h, s_h, lo_h, out_h)
+    axis_w = _axis_phases(n_w, k_w, s_w, lo_w, out_w)
+    if not any(taps for _, taps, *_ in axis_h) or not any(taps for _, taps, *_ in axis_w):
+        return None  # no tap reaches any output: the phases' zeros
+    (low_h, size_h, taps_h), (low_w, size_w, taps_w) = _merged_axis(axis_h, s_h), _merged_axis(axis_w, s_w)
+    if size_h * size_w * s_h * s_w > MAX_MERGED_WASTE * k_h * k_w:
+        return None
+    most_h, most_w = axis_h[0][4], axis_w[0][4]  # phase 0 has the most outputs
+    pads = ((-low_h, most_h - 1 + low_h + size_h - 1 - (n_h - 1)),
+            (-low_w, most_w - 1 + low_w + size_w - 1 - (n_w - 1)))  # fmt: skip
+    merged = spec.replace(kernel=(size_h, size_w), pads=pads, input_dilation=(1, 1), transposed=False,
+                          out_channels=spec.out_channels * s_h * s_w)  # fmt: skip
+    return merged, taps_h, taps_w
+
+
+def _merged_kernel(w: jax.Array, taps_h: list[list[int | None]], taps_w: list[list[int | None]]) -> jax.Array:
+    """``w (kh, kw, C, O)`` spread over the merged window, ``(size_h, size_w, C, s_h * s_w * O)``: phase
+    ``(r_h, r_w)``'s taps at output channels ``[(r_h * s_w + r_w) * O, ...)``, zeros where it has none."""
+    zero = jnp.zeros(w.shape[2:], w.dtype)
+    phases = []
+    for r_h in range(len(taps_h[0])):
+        for r_w in range(len(taps_w[0])):
+            rows = [
+                jnp.stack([zero if i is None or j is None else w[i, j] for j in (row[r_w] for row in taps_w)])
+                for i in (row[r_h] for row in taps_h)
+            ]
+            phases.append(jnp.stack(rows))  # (size_h, size_w, C, O)
+    return jnp.concatenate(phases, axis=3)
 
 
 def phase_specs(spec: ConvSpec) -> list[ConvSpec]:
     """The ordinary convolutions :func:`transposed` runs for ``spec``: one where the phases merge."""
     if not transposes_by_phases(spec):
         raise ValueError(f"phase_specs: {spec} is not a transposed convolution at unit stride")
-    grid = _transposed_phases(spec)
-    merged = _merged_spec(spec, grid)
-    if merged is not None:
-        return [merged]
-    return [sub for row in grid for _, _, sub, _, _ in row if sub is not None]
+    plan = merged_plan(spec)
+    if plan is not None:
+        return [plan[0]]
+    return [sub for row in _transposed_phases(spec) for _, _, sub, _, _ in row if sub is not None]
 
 
 def transposed(x: jax.Array, w: jax.Array, spec: ConvSpec, run: Run) -> jax.Array:
@@ -116,10 +163,10 @@ def transposed(x: jax.Array, w: jax.Array, spec: ConvSpec, run: Run) -> jax.Arra
     grid = _transposed_phases(spec)
     most_h, most_w = grid[0][0][3], grid[0][0][4]  # phase (0, 0) has the most outputs
     batch, o = spec.batch, spec.out_channels
-    merged = _merged_spec(spec, grid)
-    if merged is not None:  # taps of phase (r_h, r_w) at output channels [(r_h * s_w + r_w) * O, ...)
-        taps = [w[first_h::s_h, first_w::s_w] for row in grid for first_h, first_w, _, _, _ in row]
-        y = run(x, jnp.concatenate(taps, axis=3), merged)  # (N, most_h, most_w, s_h * s_w * O)
+    plan = merged_plan(spec)
+    if plan is not None:
+        merged, taps_h, taps_w = plan
+        y = run(x, _merged_kernel(w, taps_h, taps_w), merged)  # (N, most_h, most_w, s_h * s_w * O)
         y = y.reshape(batch, most_h, most_w, s_h, s_w, o).transpose(0, 1, 3, 2, 4, 5)
         y = y.reshape(batch, most_h * s_h, most_w * s_w, o)[:, :out_h, :out_w]
         return _from_nhwc(y, layout)

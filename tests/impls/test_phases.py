@@ -82,9 +82,9 @@ def test_conv_general_dilated_with_either_dilation_is_lax_s(
 
 
 def test_transposed_phases_do_a_stride_squared_fraction_of_the_spread_form_s_products():
-    spec = ConvSpec(batch=2, in_channels=8, out_channels=4, input_hw=(16, 16), kernel=(4, 4),
+    spec = ConvSpec(batch=2, in_channels=8, out_channels=4, input_hw=(16, 16), kernel=(4, 4), groups=2,
                     pads=((2, 2), (2, 2)), input_dilation=(2, 2), transposed=True)  # fmt: skip
-    subs = phases.phase_specs(spec)
+    subs = phases.phase_specs(spec)  # grouped: phase by phase
     assert len(subs) == 4 and all(sub.kernel == (2, 2) and sub.input_dilation == (1, 1) for sub in subs)
     assert sum(sub.flops for sub in subs) * 4 <= spec.flops * 1.3  # the spread form's extra is its zeros
 
@@ -103,12 +103,19 @@ def test_a_2x2_stride_2_upsampling_runs_as_one_1x1_convolution_with_four_times_t
     )  # fmt: skip
 
 
-def test_phases_merge_only_where_all_are_one_ungrouped_convolution():
+def test_phases_merge_where_ungrouped_narrow_and_not_too_wasteful():
     upsampling = _spec_of_2x2_upsampling()
     assert len(phases.phase_specs(upsampling.replace(in_channels=6, out_channels=4, groups=2))) == 4
-    four_by_four = upsampling.replace(kernel=(4, 4), pads=((2, 2), (2, 2)))  # padding 1: phases' pads differ
-    assert [s.kernel for s in phases.phase_specs(four_by_four)] == [(2, 2)] * 4
-    assert len(phases.phase_specs(upsampling.replace(kernel=(4, 4), pads=((3, 3), (3, 3))))) == 1
+    wide = phases.MAX_MERGED_OUT_CHANNELS + 1
+    assert len(phases.phase_specs(upsampling.replace(out_channels=wide))) == 4
+    # A 4x4 kernel at stride 2, padding 1: the phases' 2x2 windows differ, the common one is 3x3:
+    # 36 products per input pixel and output channel where the phases do 16 (the most allowed).
+    four_by_four = upsampling.replace(kernel=(4, 4), pads=((2, 2), (2, 2)))
+    (merged,) = phases.phase_specs(four_by_four)
+    assert merged.kernel == (3, 3) and merged.out_channels == 12 and merged.pads == ((1, 1), (1, 1))
+    assert merged.flops == phases.MAX_MERGED_WASTE * four_by_four.flops / 4  # the spread form: 4x the phases'
+    # Past MAX_MERGED_WASTE (disjoint 1x1 windows, a 2x2 common one: 4x the products), phase by phase.
+    assert len(phases.phase_specs(upsampling.replace(pads=((0, 0), (0, 0))))) == 4
 
 
 def _spec_of_2x2_upsampling():

@@ -272,7 +272,7 @@ def _max_of_taps_jvp(
     gradient per tap, summed, which XLA fuses into one loop over the input. That loop reads ``first``
     once per tap at shifted positions; computed by a reduction (:func:`first_max_tap`), ``first`` is
     written once, where XLA would fuse an elementwise ``where`` chain into the loop and recompute it
-    for every tap (3x slower for a 3x3 stride-1 window).
+    for every tap (docs/performance.md, "Max pooling's gradient").
     """
     (x,), (dx,) = primals, tangents
     y, first = first_max_tap(x, window, stride, dilation)

@@ -47,7 +47,7 @@ from jax import lax
 import jaxconv as jc
 from jaxconv import nn as jnn
 from jaxconv.bench import torch_peer
-from jaxconv.timing.rounds import PAUSE_SECONDS, paired_speedups, round_orders
+from jaxconv.timing.rounds import paired_speedups, time_in_rounds
 from jaxconv.tuning import lookup
 from jaxconv.tuning.table import use_table
 from jaxconv.tuning.tuner import Tuner
@@ -425,14 +425,7 @@ def run(
         for name, channels_last in (("torch NCHW", False), ("torch channels_last", True)):
             contestants[name] = _torch_step(model, shapes, labels_np, channels_last)
             contestants[name]()
-    seconds: dict[str, list[float]] = {name: [] for name in contestants}
-    for order in round_orders(list(contestants), rounds):
-        for name in order:
-            time.sleep(PAUSE_SECONDS)
-            start = time.perf_counter()
-            for _ in range(steps_per_round):
-                jax.block_until_ready(contestants[name]())
-            seconds[name].append((time.perf_counter() - start) / steps_per_round)
+    seconds = time_in_rounds(contestants, rounds, steps_per_round)
     step_ms = {name: 1e3 * float(np.median(s)) for name, s in seconds.items()}
     peers = [p for p in ("stock Flax", "torch NCHW", "torch channels_last") if p in seconds]
     speedups = {

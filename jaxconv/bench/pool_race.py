@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ import jaxconv as jc
 from jaxconv.bench import torch_peer
 from jaxconv.impls import auto
 from jaxconv.spec import PoolSpec
-from jaxconv.timing.rounds import PAUSE_SECONDS, paired_speedups, round_orders
+from jaxconv.timing.rounds import paired_speedups, time_in_rounds
 from jaxconv.tuning.table import cpu_name
 
 IMPLS = ("xla", "shift_add", "im2col")
@@ -114,21 +113,14 @@ def race_layer(layer: PoolLayer, rounds: int, repeats: int, with_torch: bool) ->
         for name, channels_last in (("torch NCHW", False), ("torch channels_last", True)):
             contestants[name] = _torch_contestant(layer, channels_last)
             contestants[name]()
-    seconds: dict[str, list[float]] = {name: [] for name in contestants}
-    for order in round_orders(list(contestants), rounds):
-        for name in order:
-            time.sleep(PAUSE_SECONDS)
-            start = time.perf_counter()
-            for _ in range(repeats):
-                jax.block_until_ready(contestants[name]())
-            seconds[name].append((time.perf_counter() - start) / repeats)
+    seconds = time_in_rounds(contestants, rounds, repeats)
     ms = {name: 1e3 * float(np.median(s)) for name, s in seconds.items()}
     n, c, h, w = layer.shape
     picks = {}
     for layout in LAYOUTS:
-        spec = PoolSpec(batch=n, channels=c, input_hw=(h, w), window=(layer.window,) * 2,
-                        stride=(layer.stride,) * 2, pads=((layer.padding,) * 2,) * 2, mode=layer.mode,
-                        layout=layout)  # fmt: skip
+        k, s, p = layer.window, layer.stride, layer.padding
+        spec = PoolSpec(batch=n, channels=c, input_hw=(h, w), window=(k, k), stride=(s, s),
+                        pads=((p, p), (p, p)), mode=layer.mode, layout=layout)  # fmt: skip
         picks[layout] = auto.pool_impl(jax.default_backend(), spec)
     best = min((f"{i} {lay}" for i in ("shift_add", "im2col") for lay in LAYOUTS), key=ms.__getitem__)
     peers = ["xla NHWC", "xla NCHW"] + (["torch NCHW", "torch channels_last"] if with_torch else [])

@@ -9,8 +9,11 @@ timed in (:func:`paired_speedups`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
+import jax
 import numpy as np
 
 # Idle seconds before each contestant's turn: PyTorch's OpenMP workers spin on the cores after its
@@ -58,6 +61,36 @@ def round_orders(labels: Sequence[str], rounds: int) -> list[list[str]]:
     if n % 2:  # an odd square needs its mirror image to balance who follows whom
         square += [row[::-1] for row in square]
     return [[labels[k] for k in square[r % len(square)]] for r in range(rounds)]
+
+
+def time_in_rounds(contestants: Mapping[str, Callable[[], Any]], rounds: int, calls: int = 1,
+                   pause: float = PAUSE_SECONDS) -> dict[str, list[float]]:  # fmt: skip
+    """Each contestant's seconds per call, one entry per round: ``rounds`` rounds in
+    :func:`round_orders`' orders, each contestant's turn ``calls`` calls (results blocked on) after
+    ``pause`` idle seconds.
+
+    Args:
+      contestants: name -> a call with no arguments (a JAX result, or anything else, is waited for).
+      rounds: how many rounds, >= 1.
+      calls: calls per turn, >= 1; the turn's time is divided by it.
+      pause: idle seconds before each turn, >= 0.
+
+    Returns:
+      name -> ``rounds`` times in seconds, in round order (for :func:`paired_speedups`).
+    """
+    if not isinstance(rounds, int) or rounds < 1 or not isinstance(calls, int) or calls < 1:
+        raise ValueError(f"time_in_rounds: rounds and calls must be ints >= 1, got {rounds!r}, {calls!r}")
+    if pause < 0:
+        raise ValueError(f"time_in_rounds: pause must be >= 0, got {pause!r}")
+    seconds: dict[str, list[float]] = {name: [] for name in contestants}
+    for order in round_orders(list(contestants), rounds):
+        for name in order:
+            time.sleep(pause)
+            start = time.perf_counter()
+            for _ in range(calls):
+                jax.block_until_ready(contestants[name]())
+            seconds[name].append((time.perf_counter() - start) / calls)
+    return seconds
 
 
 def paired_speedups(reference_seconds: Sequence[float], contestant_seconds: Sequence[float]) -> dict:

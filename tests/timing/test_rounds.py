@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jaxconv.timing.rounds import paired_speedups, round_orders
+from jaxconv.timing import rounds as rounds_module
+from jaxconv.timing.rounds import paired_speedups, round_orders, time_in_rounds
 
 
 @given(n=st.integers(1, 12), extra=st.integers(0, 5))
@@ -77,3 +78,23 @@ def test_paired_speedups_pair_rounds_not_medians():
 def test_paired_speedups_refuse_unpaired_or_empty_rounds(ref, con, match):
     with pytest.raises(ValueError, match=match):
         paired_speedups(ref, con)
+
+
+def test_time_in_rounds_runs_each_turn_in_the_designs_order_after_a_pause(monkeypatch):
+    log, clock = [], iter(range(1000))
+    monkeypatch.setattr(rounds_module.time, "sleep", lambda s: log.append(("pause", s)))
+    monkeypatch.setattr(rounds_module.time, "perf_counter", lambda: float(next(clock)))
+    contestants = {name: (lambda name=name: log.append(name)) for name in "ABC"}
+    seconds = time_in_rounds(contestants, rounds=4, calls=2, pause=0.25)
+    turns = [entry for entry in log if entry != ("pause", 0.25)]
+    expected = [name for order in round_orders("ABC", 4) for name in order for _ in range(2)]
+    assert turns == expected and log.count(("pause", 0.25)) == 12
+    assert seconds == {name: [0.5] * 4 for name in "ABC"}  # one clock tick per turn of 2 calls
+
+
+@pytest.mark.parametrize(
+    ("rounds", "calls", "pause"), [(0, 1, 0.0), (1, 0, 0.0), (1, 1, -1.0), (1.5, 1, 0.0)]
+)
+def test_time_in_rounds_refuses_bad_counts(rounds, calls, pause):
+    with pytest.raises(ValueError, match="time_in_rounds"):
+        time_in_rounds({"A": lambda: None}, rounds=rounds, calls=calls, pause=pause)

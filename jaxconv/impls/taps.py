@@ -202,10 +202,9 @@ def pool_taps(x: jax.Array, *, spec: PoolSpec, stacked: bool) -> jax.Array:
         y = max_of_taps(x, window, stride, dilation, stacked)
         return y.transpose(0, 3, 1, 2) if layout == "NCHW" else y
     x = jnp.pad(x.astype(accumulation_dtype(x.dtype)), ((0, 0), *pads, (0, 0)))
-    n, h, w, c = x.shape
-    if stride == window and dilation == (1, 1) and h % window[0] == 0 and w % window[1] == 0:
-        # Non-overlapping windows tile the input: the taps are two axes of a reshape.
-        y = x.reshape(n, h // window[0], window[0], w // window[1], window[1], c).sum(axis=(2, 4))
+    tiles = tile_windows(x, window, stride, dilation)
+    if tiles is not None:
+        y = tiles.sum(axis=(2, 4))
     elif stacked:
         y = jnp.stack(tap_slices(x, window, stride, dilation)).sum(axis=0)
     else:
@@ -214,6 +213,16 @@ def pool_taps(x: jax.Array, *, spec: PoolSpec, stacked: bool) -> jax.Array:
         for view in views[1:]:
             y = y + view
     return y.transpose(0, 3, 1, 2) if layout == "NCHW" else y
+
+
+def tile_windows(x: jax.Array, window: Pair, stride: Pair, dilation: Pair) -> jax.Array | None:
+    """A padded ``x (N, H, W, C)`` as ``(N, OH, kh, OW, kw, C)`` where its windows tile it exactly
+    (``stride == window``, undilated, dividing it): the taps are two axes of a reshape, with a cheaper
+    gradient than slices; else None."""
+    n, h, w, c = x.shape
+    if stride != window or dilation != (1, 1) or h % window[0] or w % window[1]:
+        return None
+    return x.reshape(n, h // window[0], window[0], w // window[1], window[1], c)
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3, 4))
@@ -226,9 +235,9 @@ def max_of_taps(x: jax.Array, window: Pair, stride: Pair, dilation: Pair, stacke
     autodiff of the fold would split a tie's gradient; on a CPU it runs several times faster than
     XLA's ``select_and_scatter`` (docs/performance.md, "Max pooling's gradient").
     """
-    n, h, w, c = x.shape
-    if stride == window and dilation == (1, 1) and h % window[0] == 0 and w % window[1] == 0:
-        return x.reshape(n, h // window[0], window[0], w // window[1], window[1], c).max(axis=(2, 4))
+    tiles = tile_windows(x, window, stride, dilation)
+    if tiles is not None:
+        return tiles.max(axis=(2, 4))
     views = tap_slices(x, window, stride, dilation)
     if stacked:
         return jnp.stack(views).max(axis=0)

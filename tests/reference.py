@@ -213,6 +213,35 @@ def max_pool2d_grad(x, dy, window, stride, padding=0, dilation=1):
     return dx
 
 
+def conv2d_grads(x, w, dy, stride=1, padding=0, dilation=1, groups=1):
+    """``(dL/dx, dL/dw)`` of :func:`conv2d` (no bias) given ``dy = dL/dy``, NCHW / OIHW, by float64 loops:
+    every product ``xp[n, c, i*s + u*d, j*s + v*d] * w[o, ci, u, v]`` that made ``y[n, o, i, j]`` sends
+    ``dy[n, o, i, j]`` back to both of its factors."""
+    x, w, dy = (np.asarray(a, np.float64) for a in (x, w, dy))
+    sh, sw = _pair(stride)
+    dh, dw = _pair(dilation)
+    n, c, h, wd = x.shape
+    o, cpg, kh, kw = w.shape
+    k_eff = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
+    (pt, pb), (pl, pr) = explicit_pads(padding, (h, wd), k_eff, (sh, sw))
+    xp = np.zeros((n, c, h + pt + pb, wd + pl + pr))
+    xp[:, :, pt : pt + h, pl : pl + wd] = x
+    dxp, dwt = np.zeros_like(xp), np.zeros_like(w)
+    opg = o // groups
+    for bi in range(n):
+        for oc in range(o):
+            g = oc // opg
+            for i in range(dy.shape[2]):
+                for j in range(dy.shape[3]):
+                    for ci in range(cpg):
+                        for u in range(kh):
+                            for v in range(kw):
+                                r, q = i * sh + u * dh, j * sw + v * dw
+                                dxp[bi, g * cpg + ci, r, q] += dy[bi, oc, i, j] * w[oc, ci, u, v]
+                                dwt[oc, ci, u, v] += dy[bi, oc, i, j] * xp[bi, g * cpg + ci, r, q]
+    return dxp[:, :, pt : pt + h, pl : pl + wd], dwt
+
+
 def hlo_computations(hlo: str) -> dict[str, str]:
     """A compiled module's text split into its computations, by name (``%fused_computation.3``, ...)."""
     return {body.split(" ", 1)[0]: body for body in re.split(r"\n(?=%|ENTRY)", hlo)}

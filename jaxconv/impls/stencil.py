@@ -7,28 +7,37 @@ A grouped convolution with ``Cg`` input channels per group computes, at every ou
 A depthwise layer (``Cg = 1``, MobileNet's 3x3, ConvNeXt's 7x7) is ``kh * kw`` shifted, per-channel
 scaled copies of the input, summed: a stencil. Written as ``kh * kw * Cg`` broadcast multiply-adds of
 tap slices (:func:`jaxconv.impls.taps.tap_slices`), XLA fuses the forward pass into one loop over the
-output that reads the input from cache, and so does autodiff's input gradient (the slices' transposes,
-summed). A matmul per group (XLA's grouped convolution, or a batched einsum) does ``Cg`` multiply-adds
-per call on tiny matrices; densifying the kernel (``banded``, ``winograd``) does ``G`` times the work.
+output that reads the input from cache. A matmul per group (XLA's grouped convolution, or a batched
+einsum) does ``Cg`` multiply-adds per call on tiny matrices; densifying the kernel (``banded``,
+``winograd``) does ``G`` times the work.
+
+Every term is a whole ``(N, OH, OW, O)`` array times a kernel vector over the output channels, which lie
+on the minor axis that XLA's CPU loops vectorize along: with ``Cg > 1`` the input is first gathered into
+``Cg`` arrays of the output's width (:func:`_gathered`), array ``i`` holding each output channel's
+``i``-th input channel.
 
 Forward-mode differentiation (``jax.jvp``, ``jax.jacfwd``) raises JAX's custom-VJP ``TypeError``, as
 :mod:`jaxconv.impls.pallas` does: a custom JVP whose weight tangent runs a loop over the images, which
 JAX then transposes, computed the same gradients several times slower (docs/performance.md).
 
+The input gradient is the transposed convolution, itself a stencil (:func:`_input_gradient`); with few
+terms autodiff's form, the slices' transposes summed in one fused loop, runs as fast or faster
+(:data:`MAX_AUTODIFF_TERMS`).
+
 The weight gradient is ``kh * kw * Cg`` reductions of ``x * dy`` over the batch and the image. Left to
 autodiff, XLA's CPU backend hands each to a library reduction that takes a contiguous operand, so every
-tap's slice of the input is first copied out of it. Here (a custom VJP) a loop over the images sums each
-image's rows into a ``(kh * kw * Cg, OW, C)`` accumulator, fused, reading the image from cache.
+tap's slice of the input is first copied out of it. Here (a custom VJP) a loop over the images, or over
+blocks of their rows, sums each block's rows into a ``(kh * kw * Cg, OW, O)`` accumulator, fused,
+reading the block from cache.
 
-The channels are laid out as planes, one array ``(N, H, W, G)`` per channel of a group, so the groups lie
-on the minor axis that XLA's CPU loops vectorize along. With more input or output channels per group than
-``MAX_STENCIL_CHANNELS`` (:func:`runs_stencil`) the core runs ``shift_add``'s per-tap products instead: the
-stencil unrolls ``kh * kw`` times the product of the two, which for a dense layer of many outputs takes
-XLA minutes to compile.
+With more input or output channels per group than ``MAX_STENCIL_CHANNELS`` (:func:`runs_stencil`) the
+core runs ``shift_add``'s per-tap products instead: the stencil unrolls ``kh * kw * Cg`` terms per
+output, which for a dense layer of many channels takes XLA minutes to compile.
 """
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import jax
@@ -44,6 +53,13 @@ from jaxconv.spec import ConvSpec
 # per group, a ResNeXt layer); more were not measured (docs/performance.md, "Depthwise, grouped,
 # dilated and transposed layers").
 MAX_STENCIL_CHANNELS = 4
+# A stencil of at most this many terms per output (``kh * kw * Cg``: a depthwise 3x3) runs its input
+# gradient by autodiff (the slices' transposes, summed) and its weight gradient an image at a time; with
+# more terms (a 4x4 or 7x7 depthwise, a 3x3 with 4 channels per group) the explicit transposed stencil
+# and blocks of ``WEIGHT_GRADIENT_ROWS`` output rows ran faster (docs/performance.md, "Depthwise, grouped,
+# dilated and transposed layers").
+MAX_AUTODIFF_TERMS = 9
+WEIGHT_GRADIENT_ROWS = 8
 
 
 def runs_stencil(spec: ConvSpec) -> bool:
@@ -76,61 +92,115 @@ def conv2d_stencil(
     return finish(y, b, dtype, spec.layout)
 
 
-def _planes(a: jax.Array, groups: int) -> jax.Array:
-    """``(..., G * k)`` channels (group-major, as lax groups them) as ``k`` planes ``(k, ..., G)``: one
-    array per channel of a group, the groups on the minor axis, which XLA's CPU loops vectorize along.
-    A reshape where ``k`` is 1 (a depthwise layer)."""
-    k = a.shape[-1] // groups
-    a = a.reshape(*a.shape[:-1], groups, k)
-    return jnp.moveaxis(a, -1, 0)
+def _gathered(a: jax.Array, spec: ConvSpec) -> list[jax.Array]:
+    """``a (..., C)`` -> ``Cg`` arrays ``(..., O)``: array ``i`` holds, in output channel ``o``'s place, the
+    input channel ``i`` of ``o``'s group (``(o // (O/G)) * Cg + i``). The stencil then multiplies
+    whole arrays by kernel vectors ``w[ki, kj, i, :]``, every output channel on the minor axis that XLA's
+    CPU loops vectorize along. A depthwise layer's (``Cg = O/G = 1``) is ``a`` itself."""
+    groups, cpg = spec.groups, spec.in_channels_per_group
+    opg = spec.out_channels // groups
+    if cpg == 1 and opg == 1:
+        return [a]
+    a = a.reshape(*a.shape[:-1], groups, cpg)
+    return [jnp.repeat(a[..., i], opg, axis=-1) for i in range(cpg)]
 
 
-def _unplanes(a: jax.Array) -> jax.Array:
-    """The inverse of :func:`_planes`: ``(k, ..., G)`` -> ``(..., G * k)``."""
-    a = jnp.moveaxis(a, 0, -1)
-    return a.reshape(*a.shape[:-2], a.shape[-2] * a.shape[-1])
+def _pad_config(spec: ConvSpec) -> list[tuple[int, int, int]]:
+    """``lax.pad``'s config for an ``(N, H, W, C)`` input padded by ``spec.pads`` (negative pads crop)."""
+    return [(0, 0, 0), *((lo, hi, 0) for lo, hi in spec.pads), (0, 0, 0)]
+
+
+def _terms(spec: ConvSpec) -> int:
+    """The stencil's multiply-adds per output element: ``kh * kw * Cg``."""
+    return math.prod(spec.kernel) * spec.in_channels_per_group
 
 
 def _forward(x: jax.Array, w: jax.Array, spec: ConvSpec) -> jax.Array:
-    """``x (N, H, W, C)``, ``w (kh, kw, Cg, O)`` -> ``(N, OH, OW, O)``: output plane ``o`` of every group is
-    the sum over taps and input planes ``c`` of the tap's slice of plane ``c`` times the kernel's
-    ``(G,)`` vector ``w[i, j, c, :, o]``. The padding is fused into the taps' loop, not materialised."""
-    groups, (kh, kw) = spec.groups, spec.kernel
-    planes = _planes(jnp.pad(x, ((0, 0), *spec.pads, (0, 0))), groups)  # (Cg, N, Hp, Wp, G)
-    taps = jnp.moveaxis(_planes(w, groups), 0, -2)  # (kh, kw, Cg, O/G, G)
-    views = [tap_slices(plane, spec.kernel, spec.stride, spec.dilation) for plane in planes]
-    outputs = []
-    for o in range(taps.shape[3]):
-        y = None
-        for t in range(kh * kw):
-            for c, plane_views in enumerate(views):
-                term = plane_views[t] * taps[t // kw, t % kw, c, o][None, None, None, :]
-                y = term if y is None else y + term
-        outputs.append(y)
-    return _unplanes(jnp.stack(outputs))
+    """``x (N, H, W, C)``, ``w (kh, kw, Cg, O)`` -> ``(N, OH, OW, O)``: the sum over taps and ``i < Cg`` of
+    the tap's slice of the ``i``-th gathered input (:func:`_gathered`) times ``w[ki, kj, i, :]``. The
+    padding is fused into the taps' loop, not materialised (negative pads crop)."""
+    padded = lax.pad(x, jnp.zeros((), x.dtype), _pad_config(spec))
+    kw = spec.kernel[1]
+    y = None
+    for i, part in enumerate(_gathered(padded, spec)):
+        for t, view in enumerate(tap_slices(part, spec.kernel, spec.stride, spec.dilation)):
+            term = view * w[t // kw, t % kw, i][None, None, None, :]
+            y = term if y is None else y + term
+    assert y is not None
+    return y
+
+
+def _input_gradient(dy: jax.Array, w: jax.Array, spec: ConvSpec, input_hw: tuple[int, int]) -> jax.Array:
+    """``dL/dx (N, H, W, C)``, ``input_hw = (H, W)``, from ``dy (N, OH, OW, O)``: the transposed
+    convolution, itself a stencil.
+
+    ``dy`` spread by the stride (``s - 1`` zeros between neighbours) and padded so that every input
+    position sees the taps that reached it, correlated with the flipped kernel whose roles of ``Cg`` and
+    ``O/G`` are swapped; with dilation ``d`` and stride 1. Autodiff's form (the slices' transposes,
+    summed) gives the same numbers; see :data:`MAX_AUTODIFF_TERMS` for which runs where.
+    """
+    groups, (kh, kw), cpg = spec.groups, spec.kernel, spec.in_channels_per_group
+    opg = spec.out_channels // groups
+    flipped = w[::-1, ::-1].reshape(kh, kw, cpg, groups, opg).transpose(0, 1, 4, 3, 2)
+    flipped = flipped.reshape(kh, kw, opg, spec.in_channels)
+    config = [(0, 0, 0)]
+    for (top, _), s, extent, size, out in zip(
+        spec.pads, spec.stride, spec.kernel_extent, input_hw, dy.shape[1:3], strict=True
+    ):
+        config.append((extent - 1 - top, size - 1 - (out - 1) * s + top, s - 1))
+    config.append((0, 0, 0))
+    spread = lax.pad(dy, jnp.zeros((), dy.dtype), config)
+    transposed = ConvSpec(batch=spec.batch, in_channels=spec.out_channels, out_channels=spec.in_channels,
+                          input_hw=(spread.shape[1], spread.shape[2]), kernel=spec.kernel,
+                          dilation=spec.dilation, groups=groups, layout="NHWC", dtype=spec.dtype)  # fmt: skip
+    return _forward(spread, flipped, transposed)
 
 
 def _weight_gradient(x: jax.Array, dy: jax.Array, spec: ConvSpec) -> jax.Array:
-    """``dL/dw (kh, kw, Cg, O)`` from ``x (N, H, W, C)`` and ``dy (N, OH, OW, O)``, an image at a time,
-    padded there (see the module's docstring)."""
-    groups, (kh, kw), cpg = spec.groups, spec.kernel, spec.in_channels_per_group
-    x_planes, dy_planes = _planes(x, groups), _planes(dy, groups)  # (Cg, N, H, W, G), (O/G, N, OH, OW, G)
-    opg = dy_planes.shape[0]
+    """``dL/dw (kh, kw, Cg, O)`` from ``x (N, H, W, C)`` and ``dy (N, OH, OW, O)``: a loop over the images,
+    or over blocks of ``WEIGHT_GRADIENT_ROWS`` output rows where the stencil has many terms, each block's
+    products per tap summed over its rows into a ``(kh * kw * Cg, OW, O)`` accumulator, fused, reading
+    the block from cache (see the module's docstring)."""
+    (kh, kw), (sh, _), (dh, _), cpg = spec.kernel, spec.stride, spec.dilation, spec.in_channels_per_group
+    n, oh, ow, o = dy.shape
+    if dy.size == 0:
+        return jnp.zeros((kh, kw, cpg, o), x.dtype)
 
-    def add_image(n: jax.Array, total: jax.Array) -> jax.Array:
-        image = lax.dynamic_index_in_dim(x_planes, n, axis=1, keepdims=True)
-        image = jnp.pad(image, ((0, 0), (0, 0), *spec.pads, (0, 0)))
-        dy_image = lax.dynamic_index_in_dim(dy_planes, n, axis=1, keepdims=False)  # (O/G, OH, OW, G)
-        views = [tap_slices(plane, spec.kernel, spec.stride, spec.dilation) for plane in image]
-        parts = [
-            jnp.sum(views[c][t][0] * dy_image[o], axis=0)  # (OW, G)
-            for t in range(kh * kw) for c in range(cpg) for o in range(opg)
-        ]  # fmt: skip
-        return total + jnp.stack(parts)
+    def block_sums(x_block: jax.Array, dy_block: jax.Array) -> jax.Array:
+        """``x_block (1, rows', W', C)`` padded, ``dy_block (rows, OW, O)`` -> ``(kh * kw * Cg, OW, O)``."""
+        return jnp.stack([
+            jnp.sum(view[0] * dy_block, axis=0)
+            for part in _gathered(x_block, spec)
+            for view in tap_slices(part, spec.kernel, spec.stride, spec.dilation)
+        ])  # fmt: skip
 
-    zero = jnp.zeros((kh * kw * cpg * opg, dy.shape[2], groups), x.dtype)
-    total = lax.fori_loop(0, x.shape[0], add_image, zero).sum(axis=1)  # (kh * kw * Cg * O/G, G)
-    return total.reshape(kh, kw, cpg, opg, groups).swapaxes(3, 4).reshape(kh, kw, cpg, spec.out_channels)
+    zero = jnp.zeros((cpg * kh * kw, ow, o), x.dtype)
+    pad_config = _pad_config(spec)
+    if _terms(spec) <= MAX_AUTODIFF_TERMS or oh <= WEIGHT_GRADIENT_ROWS:
+
+        def add_image(k: jax.Array, total: jax.Array) -> jax.Array:  # padded here, from cache
+            image = lax.pad(lax.dynamic_index_in_dim(x, k, keepdims=True), jnp.zeros((), x.dtype), pad_config)
+            return total + block_sums(image, lax.dynamic_index_in_dim(dy, k, keepdims=False))
+
+        total = lax.fori_loop(0, n, add_image, zero)
+    else:
+        rows = WEIGHT_GRADIENT_ROWS
+        blocks = -(-oh // rows)
+        extra = blocks * rows - oh  # zero rows of dy (and the input rows they meet) round the last block up
+        dy = jnp.pad(dy, ((0, 0), (0, extra), (0, 0), (0, 0)))
+        pad_config[1] = (pad_config[1][0], pad_config[1][1] + extra * sh, 0)
+        padded = lax.pad(x, jnp.zeros((), x.dtype), pad_config)
+        span = (rows - 1) * sh + (kh - 1) * dh + 1  # the input rows one block of output rows reads
+
+        def add_block(k: jax.Array, total: jax.Array) -> jax.Array:
+            image, block = k // blocks, k % blocks
+            window = (1, span, padded.shape[2], padded.shape[3])
+            x_block = lax.dynamic_slice(padded, (image, block * rows * sh, 0, 0), window)
+            dy_block = lax.dynamic_slice(dy, (image, block * rows, 0, 0), (1, rows, ow, o))[0]
+            return total + block_sums(x_block, dy_block)
+
+        total = lax.fori_loop(0, n * blocks, add_block, zero)
+    return total.sum(axis=1).reshape(cpg, kh, kw, o).transpose(1, 2, 0, 3)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -146,8 +216,11 @@ def _stencil_bwd(
     spec: ConvSpec, saved: tuple[jax.Array, jax.Array], dy: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
     x, w = saved
-    _, input_vjp = jax.vjp(lambda x: _forward(x, w, spec), x)  # the slices' transposes, fused
-    (dx,) = input_vjp(dy)
+    if _terms(spec) <= MAX_AUTODIFF_TERMS:
+        _, input_vjp = jax.vjp(lambda x: _forward(x, w, spec), x)  # the slices' transposes, fused
+        (dx,) = input_vjp(dy)
+    else:
+        dx = _input_gradient(dy, w, spec, (x.shape[1], x.shape[2]))
     return dx, _weight_gradient(x, dy, spec).astype(w.dtype)
 
 

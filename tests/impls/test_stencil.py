@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import jaxconv as jc
@@ -46,6 +46,41 @@ def test_stencil_and_its_gradients_match_the_float64_reference(channels, kernel,
     g = jnp.asarray(rng.standard_normal(expected.shape), jnp.float32)
     grads = jax.grad(lambda x, w, impl: jnp.sum(_conv(x, w, layout, impl, **options) * g), argnums=(0, 1))
     for got, want in zip(grads(x32, w32, "stencil"), grads(x32, w32, "xla"), strict=True):
+        reference.assert_close(got, want, tol=2e-5)
+
+
+@examples(6)
+@example(channels=(8, 8, 2), kernel=(3, 3), stride=(2, 1), dilation=(2, 1), padding=(1, 1), height=26,
+         layout="NHWC", seed=0)  # fmt: skip  # two blocks of rows at stride 2, the last one rounded up
+@given(
+    channels=st.sampled_from([(4, 8, 2), (4, 4, 4), (3, 6, 3), (8, 8, 2)]),  # (C, O, groups)
+    kernel=st.tuples(st.integers(2, 5), st.integers(2, 5)),
+    stride=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    padding=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+    height=st.integers(9, 26),
+    layout=st.sampled_from(["NCHW", "NHWC"]),
+    seed=st.integers(0, 2**16),
+)
+def test_many_term_stencils_gradients_match_the_float64_loop(channels, kernel, stride, dilation, padding, height,
+                                                             layout, seed):  # fmt: skip
+    """Stencils of more than MAX_AUTODIFF_TERMS terms take the explicit transposed stencil for ``dx`` and
+    blocks of rows (the last one rounded up with zero rows) for ``dw``."""
+    c, o, groups = channels
+    if (c // groups) * kernel[0] * kernel[1] <= stencil.MAX_AUTODIFF_TERMS:
+        kernel = (kernel[0], 5)
+    extent = [(k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True)]
+    if any(min(height, 7) + 2 * p < e for p, e in zip(padding, extent, strict=True)):
+        return  # the kernel does not fit: conv2d's own error, tested elsewhere
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal((2, c, height, 7)), rng.standard_normal((o, c // groups, *kernel))
+    options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    y = reference.conv2d(x, w, **options)
+    dy = rng.standard_normal(y.shape)
+    x32, w32, dy32 = (jnp.asarray(a, jnp.float32) for a in (x, w, dy))
+    got, vjp = jax.vjp(lambda x, w: _conv(x, w, layout, **options), x32, w32)
+    reference.assert_close(got, y)
+    for got, want in zip(vjp(dy32), reference.conv2d_grads(x, w, dy, **options), strict=True):
         reference.assert_close(got, want, tol=2e-5)
 
 

@@ -156,6 +156,18 @@ def _input_gradient(dy: jax.Array, w: jax.Array, spec: ConvSpec, input_hw: tuple
     return _forward(spread, flipped, transposed)
 
 
+def _sum_rows(a: jax.Array) -> jax.Array:
+    """``a`` summed over its first axis, by a reduction XLA's CPU backend keeps in its own loops.
+
+    With XLA's default options a plain sum goes to a YNNPACK reduction, which takes a contiguous operand,
+    so the product being summed is first written out in full; a reducer written ``u - (-v)`` (the same
+    sum, exactly) is not matched as one, and XLA fuses the product into its reduction loop: a 7x7
+    depthwise layer's weight gradient ran 4x faster so (docs/performance.md, "Depthwise, grouped, dilated
+    and transposed layers"). A later XLA that sees through it runs the plain sum's speed again.
+    """
+    return lax.reduce(a, jnp.zeros((), a.dtype), lambda total, v: total - (-v), (0,))
+
+
 def _weight_gradient(x: jax.Array, dy: jax.Array, spec: ConvSpec) -> jax.Array:
     """``dL/dw (kh, kw, Cg, O)`` from ``x (N, H, W, C)`` and ``dy (N, OH, OW, O)``: a loop over the images,
     or over blocks of ``WEIGHT_GRADIENT_ROWS`` output rows where the stencil has many terms, each block's
@@ -169,7 +181,7 @@ def _weight_gradient(x: jax.Array, dy: jax.Array, spec: ConvSpec) -> jax.Array:
     def block_sums(x_block: jax.Array, dy_block: jax.Array) -> jax.Array:
         """``x_block (1, rows', W', C)`` padded, ``dy_block (rows, OW, O)`` -> ``(kh * kw * Cg, OW, O)``."""
         return jnp.stack([
-            jnp.sum(view[0] * dy_block, axis=0)
+            _sum_rows(view[0] * dy_block)
             for part in _gathered(x_block, spec)
             for view in tap_slices(part, spec.kernel, spec.stride, spec.dilation)
         ])  # fmt: skip

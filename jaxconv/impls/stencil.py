@@ -26,9 +26,9 @@ terms autodiff's form, the slices' transposes summed in one fused loop, runs as 
 
 The weight gradient is ``kh * kw * Cg`` reductions of ``x * dy`` over the batch and the image. Left to
 autodiff, XLA's CPU backend hands each to a library reduction that takes a contiguous operand, so every
-tap's slice of the input is first copied out of it. Here (a custom VJP) a loop over the images, or over
-blocks of their rows, sums each block's rows into a ``(kh * kw * Cg, OW, O)`` accumulator, fused,
-reading the block from cache.
+tap's slice of the input is first copied out of it. Here (a custom VJP) a loop over blocks of
+the images' rows sums each block's products into a ``(kh * kw * Cg, OW, O)`` accumulator, fused, reading
+the block from cache.
 
 With more input or output channels per group than ``MAX_STENCIL_CHANNELS`` (:func:`runs_stencil`) the
 core runs ``shift_add``'s per-tap products instead: the stencil unrolls ``kh * kw * Cg`` terms per
@@ -54,12 +54,15 @@ from jaxconv.spec import ConvSpec
 # dilated and transposed layers").
 MAX_STENCIL_CHANNELS = 4
 # A stencil of at most this many terms per output (``kh * kw * Cg``: a depthwise 3x3) runs its input
-# gradient by autodiff (the slices' transposes, summed) and its weight gradient an image at a time; with
-# more terms (a 4x4 or 7x7 depthwise, a 3x3 with 4 channels per group) the explicit transposed stencil
-# and blocks of ``WEIGHT_GRADIENT_ROWS`` output rows ran faster (docs/performance.md, "Depthwise, grouped,
-# dilated and transposed layers").
+# gradient by autodiff (the slices' transposes, summed); with more terms (a 4x4 or 7x7 depthwise, a 3x3
+# with 4 channels per group) the explicit transposed stencil ran faster (docs/performance.md, "Depthwise,
+# grouped, dilated and transposed layers").
 MAX_AUTODIFF_TERMS = 9
-WEIGHT_GRADIENT_ROWS = 8
+# The weight gradient's loop takes blocks of output rows that fill about this many bytes of ``dy`` and as
+# many again per gathered input: the three depthwise layers measured ran fastest with 28 of their 56
+# output rows (1.2-1.8 MiB; 7, 14 and 56 rows were slower), the grouped one with 7 rows (1 MiB), where
+# this rule gives it 14, 10-20% slower (the same section).
+WEIGHT_GRADIENT_BLOCK_BYTES = 2**21
 
 
 def runs_stencil(spec: ConvSpec) -> bool:
@@ -169,10 +172,10 @@ def _sum_rows(a: jax.Array) -> jax.Array:
 
 
 def _weight_gradient(x: jax.Array, dy: jax.Array, spec: ConvSpec) -> jax.Array:
-    """``dL/dw (kh, kw, Cg, O)`` from ``x (N, H, W, C)`` and ``dy (N, OH, OW, O)``: a loop over the images,
-    or over blocks of ``WEIGHT_GRADIENT_ROWS`` output rows where the stencil has many terms, each block's
-    products per tap summed over its rows into a ``(kh * kw * Cg, OW, O)`` accumulator, fused, reading
-    the block from cache (see the module's docstring)."""
+    """``dL/dw (kh, kw, Cg, O)`` from ``x (N, H, W, C)`` and ``dy (N, OH, OW, O)``: a loop over blocks of
+    output rows (``WEIGHT_GRADIENT_BLOCK_BYTES`` of ``dy`` and input each), each block's products per tap
+    summed over its rows into a ``(kh * kw * Cg, OW, O)`` accumulator, fused, reading the block from cache
+    (see the module's docstring)."""
     (kh, kw), (sh, _), (dh, _), cpg = spec.kernel, spec.stride, spec.dilation, spec.in_channels_per_group
     n, oh, ow, o = dy.shape
     if dy.size == 0:
@@ -186,32 +189,25 @@ def _weight_gradient(x: jax.Array, dy: jax.Array, spec: ConvSpec) -> jax.Array:
             for view in tap_slices(part, spec.kernel, spec.stride, spec.dilation)
         ])  # fmt: skip
 
-    zero = jnp.zeros((cpg * kh * kw, ow, o), x.dtype)
+    row_bytes = (1 + cpg) * ow * o * dy.dtype.itemsize  # a row of dy and of each gathered input
+    rows = max(1, min(oh, WEIGHT_GRADIENT_BLOCK_BYTES // row_bytes))
+    per_image = -(-oh // rows)
+    rows = -(-oh // per_image)  # as many blocks, evened out, so that the last one rounds up least
+    extra = per_image * rows - oh  # zero rows of dy (and the input rows they meet) round it up
+    dy = jnp.pad(dy, ((0, 0), (0, extra), (0, 0), (0, 0)))
     pad_config = _pad_config(spec)
-    if _terms(spec) <= MAX_AUTODIFF_TERMS or oh <= WEIGHT_GRADIENT_ROWS:
+    pad_config[1] = (pad_config[1][0], pad_config[1][1] + extra * sh, 0)
+    padded = lax.pad(x, jnp.zeros((), x.dtype), pad_config)
+    span = (rows - 1) * sh + (kh - 1) * dh + 1  # the input rows one block of output rows reads
 
-        def add_image(k: jax.Array, total: jax.Array) -> jax.Array:  # padded here, from cache
-            image = lax.pad(lax.dynamic_index_in_dim(x, k, keepdims=True), jnp.zeros((), x.dtype), pad_config)
-            return total + block_sums(image, lax.dynamic_index_in_dim(dy, k, keepdims=False))
+    def add_block(k: jax.Array, total: jax.Array) -> jax.Array:
+        image, block = k // per_image, k % per_image
+        window = (1, span, padded.shape[2], padded.shape[3])
+        x_block = lax.dynamic_slice(padded, (image, block * rows * sh, 0, 0), window)
+        dy_block = lax.dynamic_slice(dy, (image, block * rows, 0, 0), (1, rows, ow, o))[0]
+        return total + block_sums(x_block, dy_block)
 
-        total = lax.fori_loop(0, n, add_image, zero)
-    else:
-        rows = WEIGHT_GRADIENT_ROWS
-        blocks = -(-oh // rows)
-        extra = blocks * rows - oh  # zero rows of dy (and the input rows they meet) round the last block up
-        dy = jnp.pad(dy, ((0, 0), (0, extra), (0, 0), (0, 0)))
-        pad_config[1] = (pad_config[1][0], pad_config[1][1] + extra * sh, 0)
-        padded = lax.pad(x, jnp.zeros((), x.dtype), pad_config)
-        span = (rows - 1) * sh + (kh - 1) * dh + 1  # the input rows one block of output rows reads
-
-        def add_block(k: jax.Array, total: jax.Array) -> jax.Array:
-            image, block = k // blocks, k % blocks
-            window = (1, span, padded.shape[2], padded.shape[3])
-            x_block = lax.dynamic_slice(padded, (image, block * rows * sh, 0, 0), window)
-            dy_block = lax.dynamic_slice(dy, (image, block * rows, 0, 0), (1, rows, ow, o))[0]
-            return total + block_sums(x_block, dy_block)
-
-        total = lax.fori_loop(0, n * blocks, add_block, zero)
+    total = lax.fori_loop(0, n * per_image, add_block, jnp.zeros((cpg * kh * kw, ow, o), x.dtype))
     return total.sum(axis=1).reshape(cpg, kh, kw, o).transpose(1, 2, 0, 3)
 
 

@@ -1,6 +1,8 @@
 """impl="stencil": depthwise and grouped convolutions as broadcast multiply-adds, against the float64 loop,
 forward and both gradients (its weight gradient is a custom VJP), and the forms it must not take."""
 
+from unittest import mock
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -51,7 +53,9 @@ def test_stencil_and_its_gradients_match_the_float64_reference(channels, kernel,
 
 @examples(6)
 @example(channels=(8, 8, 2), kernel=(3, 3), stride=(2, 1), dilation=(2, 1), padding=(1, 1), height=26,
-         layout="NHWC", seed=0)  # fmt: skip  # two blocks of rows at stride 2, the last one rounded up
+         block_rows=5, layout="NHWC", seed=0)  # fmt: skip  # 3 blocks of 4 rows at stride 2, 0 rounded up
+@example(channels=(4, 4, 4), kernel=(3, 3), stride=(1, 1), dilation=(1, 1), padding=(1, 1), height=13,
+         block_rows=4, layout="NCHW", seed=1)  # fmt: skip  # a depthwise 3x3: autodiff's dx, 4 blocks of 4
 @given(
     channels=st.sampled_from([(4, 8, 2), (4, 4, 4), (3, 6, 3), (8, 8, 2)]),  # (C, O, groups)
     kernel=st.tuples(st.integers(2, 5), st.integers(2, 5)),
@@ -59,16 +63,15 @@ def test_stencil_and_its_gradients_match_the_float64_reference(channels, kernel,
     dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
     padding=st.tuples(st.integers(0, 3), st.integers(0, 3)),
     height=st.integers(9, 26),
+    block_rows=st.integers(1, 6),
     layout=st.sampled_from(["NCHW", "NHWC"]),
     seed=st.integers(0, 2**16),
 )
-def test_many_term_stencils_gradients_match_the_float64_loop(channels, kernel, stride, dilation, padding, height,
-                                                             layout, seed):  # fmt: skip
-    """Stencils of more than MAX_AUTODIFF_TERMS terms take the explicit transposed stencil for ``dx`` and
-    blocks of rows (the last one rounded up with zero rows) for ``dw``."""
+def test_stencil_gradients_in_blocks_of_rows_match_the_float64_loop(channels, kernel, stride, dilation, padding,
+                                                                    height, block_rows, layout, seed):  # fmt: skip
+    """The weight gradient's blocks of rows (the last one rounded up with zero rows), with a block size
+    that makes several per image; and, above MAX_AUTODIFF_TERMS terms, the explicit transposed stencil."""
     c, o, groups = channels
-    if (c // groups) * kernel[0] * kernel[1] <= stencil.MAX_AUTODIFF_TERMS:
-        kernel = (kernel[0], 5)
     extent = [(k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True)]
     if any(min(height, 7) + 2 * p < e for p, e in zip(padding, extent, strict=True)):
         return  # the kernel does not fit: conv2d's own error, tested elsewhere
@@ -78,9 +81,15 @@ def test_many_term_stencils_gradients_match_the_float64_loop(channels, kernel, s
     y = reference.conv2d(x, w, **options)
     dy = rng.standard_normal(y.shape)
     x32, w32, dy32 = (jnp.asarray(a, jnp.float32) for a in (x, w, dy))
-    got, vjp = jax.vjp(lambda x, w: _conv(x, w, layout, **options), x32, w32)
+    row_bytes = (1 + c // groups) * y.shape[3] * o * 4
+    block_bytes = block_rows * row_bytes  # block_rows rows, before evening out
+    jax.clear_caches()  # the core's jit would reuse a trace made with the default block size
+    with mock.patch.object(stencil, "WEIGHT_GRADIENT_BLOCK_BYTES", block_bytes):
+        got, vjp = jax.vjp(lambda x, w: _conv(x, w, layout, **options), x32, w32)
+        grads = vjp(dy32)
+    jax.clear_caches()
     reference.assert_close(got, y)
-    for got, want in zip(vjp(dy32), reference.conv2d_grads(x, w, dy, **options), strict=True):
+    for got, want in zip(grads, reference.conv2d_grads(x, w, dy, **options), strict=True):
         reference.assert_close(got, want, tol=2e-5)
 
 

@@ -66,20 +66,29 @@ def explicit_pads(padding, in_hw, k_eff, stride):
     return tuple(tuple(p) for p in padding)
 
 
+def _padded_input(x, w, stride, padding, dilation):
+    """``x`` in float64, zero-padded by ``padding`` (conv2d's forms) for ``w``'s dilated extent, and its pads."""
+    x = np.asarray(x, np.float64)
+    (dh, dw), (kh, kw) = _pair(dilation), w.shape[2:]
+    n, c, h, wd = x.shape
+    k_eff = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
+    (pt, pb), (pl, pr) = explicit_pads(padding, (h, wd), k_eff, _pair(stride))
+    xp = np.zeros((n, c, h + pt + pb, wd + pl + pr))
+    xp[:, :, pt : pt + h, pl : pl + wd] = x
+    return xp, ((pt, pb), (pl, pr))
+
+
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     """NCHW, weight OIHW, loops over every output element and every kernel tap, in float64."""
-    x = np.asarray(x, np.float64)
     w = np.asarray(w, np.float64)
     sh, sw = _pair(stride)
     dh, dw = _pair(dilation)
-    n, c, h, wd = x.shape
     o, cpg, kh, kw = w.shape
     k_eff = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
-    (pt, pb), (pl, pr) = explicit_pads(padding, (h, wd), k_eff, (sh, sw))
-    xp = np.zeros((n, c, h + pt + pb, wd + pl + pr))
-    xp[:, :, pt : pt + h, pl : pl + wd] = x
-    oh = (h + pt + pb - k_eff[0]) // sh + 1
-    ow = (wd + pl + pr - k_eff[1]) // sw + 1
+    xp, _ = _padded_input(x, w, stride, padding, dilation)
+    n = xp.shape[0]
+    oh = (xp.shape[2] - k_eff[0]) // sh + 1
+    ow = (xp.shape[3] - k_eff[1]) // sw + 1
     opg = o // groups
     y = np.zeros((n, o, oh, ow))
     for bi in range(n):
@@ -217,15 +226,12 @@ def conv2d_grads(x, w, dy, stride=1, padding=0, dilation=1, groups=1):
     """``(dL/dx, dL/dw)`` of :func:`conv2d` (no bias) given ``dy = dL/dy``, NCHW / OIHW, by float64 loops:
     every product ``xp[n, c, i*s + u*d, j*s + v*d] * w[o, ci, u, v]`` that made ``y[n, o, i, j]`` sends
     ``dy[n, o, i, j]`` back to both of its factors."""
-    x, w, dy = (np.asarray(a, np.float64) for a in (x, w, dy))
+    w, dy = np.asarray(w, np.float64), np.asarray(dy, np.float64)
     sh, sw = _pair(stride)
     dh, dw = _pair(dilation)
-    n, c, h, wd = x.shape
+    n, _, h, wd = np.shape(x)
     o, cpg, kh, kw = w.shape
-    k_eff = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
-    (pt, pb), (pl, pr) = explicit_pads(padding, (h, wd), k_eff, (sh, sw))
-    xp = np.zeros((n, c, h + pt + pb, wd + pl + pr))
-    xp[:, :, pt : pt + h, pl : pl + wd] = x
+    xp, ((pt, _), (pl, _)) = _padded_input(x, w, stride, padding, dilation)
     dxp, dwt = np.zeros_like(xp), np.zeros_like(w)
     opg = o // groups
     for bi in range(n):

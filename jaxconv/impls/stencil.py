@@ -171,9 +171,11 @@ def _sum_rows(a: jax.Array) -> jax.Array:
     return lax.reduce(a, jnp.zeros((), a.dtype), lambda total, v: total - (-v), (0,))
 
 
-def _weight_gradient(x: jax.Array, dy: jax.Array, spec: ConvSpec) -> jax.Array:
+def _weight_gradient(
+    x: jax.Array, dy: jax.Array, spec: ConvSpec, block_bytes: int = WEIGHT_GRADIENT_BLOCK_BYTES
+) -> jax.Array:
     """``dL/dw (kh, kw, Cg, O)`` from ``x (N, H, W, C)`` and ``dy (N, OH, OW, O)``: a loop over blocks of
-    output rows (``WEIGHT_GRADIENT_BLOCK_BYTES`` of ``dy`` and input each), each block's products per tap
+    output rows (``block_bytes`` of ``dy`` and of each gathered input), each block's products per tap
     summed over its rows into a ``(kh * kw * Cg, OW, O)`` accumulator, fused, reading the block from cache
     (see the module's docstring)."""
     (kh, kw), (sh, _), (dh, _), cpg = spec.kernel, spec.stride, spec.dilation, spec.in_channels_per_group
@@ -190,7 +192,7 @@ def _weight_gradient(x: jax.Array, dy: jax.Array, spec: ConvSpec) -> jax.Array:
         ])  # fmt: skip
 
     row_bytes = (1 + cpg) * ow * o * dy.dtype.itemsize  # a row of dy and of each gathered input
-    rows = max(1, min(oh, WEIGHT_GRADIENT_BLOCK_BYTES // row_bytes))
+    rows = max(1, min(oh, block_bytes // row_bytes))
     per_image = -(-oh // rows)
     rows = -(-oh // per_image)  # as many blocks, evened out, so that the last one rounds up least
     extra = per_image * rows - oh  # zero rows of dy (and the input rows they meet) round it up

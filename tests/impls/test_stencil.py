@@ -1,8 +1,6 @@
 """impl="stencil": depthwise and grouped convolutions as broadcast multiply-adds, against the float64 loop,
 forward and both gradients (its weight gradient is a custom VJP), and the forms it must not take."""
 
-from unittest import mock
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,6 +10,7 @@ from hypothesis import strategies as st
 
 import jaxconv as jc
 from jaxconv.impls import stencil
+from jaxconv.spec import ConvSpec
 from tests import reference
 from tests.draws import examples
 
@@ -81,16 +80,18 @@ def test_stencil_gradients_in_blocks_of_rows_match_the_float64_loop(channels, ke
     y = reference.conv2d(x, w, **options)
     dy = rng.standard_normal(y.shape)
     x32, w32, dy32 = (jnp.asarray(a, jnp.float32) for a in (x, w, dy))
-    row_bytes = (1 + c // groups) * y.shape[3] * o * 4
-    block_bytes = block_rows * row_bytes  # block_rows rows, before evening out
-    jax.clear_caches()  # the core's jit would reuse a trace made with the default block size
-    with mock.patch.object(stencil, "WEIGHT_GRADIENT_BLOCK_BYTES", block_bytes):
-        got, vjp = jax.vjp(lambda x, w: _conv(x, w, layout, **options), x32, w32)
-        grads = vjp(dy32)
-    jax.clear_caches()
+    got, vjp = jax.vjp(lambda x, w: _conv(x, w, layout, **options), x32, w32)  # the default block size
     reference.assert_close(got, y)
-    for got, want in zip(grads, reference.conv2d_grads(x, w, dy, **options), strict=True):
+    dx, dw = reference.conv2d_grads(x, w, dy, **options)
+    for got, want in zip(vjp(dy32), (dx, dw), strict=True):
         reference.assert_close(got, want, tol=2e-5)
+    spec = ConvSpec(batch=2, in_channels=c, out_channels=o, input_hw=(height, 7), kernel=kernel, stride=stride,
+                    pads=tuple((p, p) for p in padding), dilation=dilation, groups=groups, layout="NHWC")  # fmt: skip
+    block_bytes = block_rows * (1 + c // groups) * y.shape[3] * o * 4  # block_rows rows, before evening out
+    blocked = stencil._weight_gradient(
+        x32.transpose(0, 2, 3, 1), dy32.transpose(0, 2, 3, 1), spec, block_bytes
+    )
+    reference.assert_close(blocked.transpose(3, 2, 0, 1), dw, tol=2e-5)  # (kh, kw, Cg, O) -> OIHW
 
 
 def test_a_depthwise_stencil_does_no_matmul_and_its_weight_gradient_is_the_custom_one():

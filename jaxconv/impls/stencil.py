@@ -60,7 +60,7 @@ MAX_STENCIL_CHANNELS = 4
 MAX_AUTODIFF_TERMS = 9
 # The weight gradient's loop takes blocks of output rows that fill about this many bytes of ``dy`` and as
 # many again per gathered input: the three depthwise layers measured ran fastest with 28 of their 56
-# output rows (1.2-1.8 MiB; 7, 14 and 56 rows were slower), the grouped one with 7 rows (1 MiB), where
+# output rows (1.2-1.8 MiB; 7 or 8, 14 and 56 were slower), the grouped one with 7 rows (1 MiB), where
 # this rule gives it 14, 10-20% slower (the same section).
 WEIGHT_GRADIENT_BLOCK_BYTES = 2**21
 
